@@ -1,0 +1,1 @@
+"""Pure types shared by every layer: resource levels, public IDs, changes, errors."""
