@@ -1,0 +1,1 @@
+"""The metadata database: one narrow interface, SQLAlchemy Core on SQLite and PostgreSQL."""

@@ -1,0 +1,159 @@
+"""SQLite: one writer thread that group-commits, pooled readers (WAL)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import QueuePool
+
+from pharos.index.migrations import migrate
+from pharos.index.sql import SqlIndex
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Work waiting for the writer is committed together: one fsync for many stores.
+_MAX_BATCH = 64
+
+
+def create_sqlite_engines(path: Path) -> tuple[Engine, Engine]:
+    """(writer, readers) engines on one database file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite+pysqlite:///{path}"
+    writer = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0)
+    readers = create_engine(url, poolclass=QueuePool, pool_size=8, max_overflow=8)
+    _configure(writer, begin="BEGIN IMMEDIATE")
+    _configure(readers, begin="BEGIN")
+    return writer, readers
+
+
+def _configure(engine: Engine, begin: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # SQLAlchemy drives transactions itself (see "begin" below), not the sqlite3 module.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk when it returns; acknowledged data is never lost.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+
+class SqliteWriter:
+    """Runs write transactions on one thread; concurrent ones share a commit.
+
+    Each piece of work runs in its own SAVEPOINT, so one failing does not undo the others.
+    """
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="pharos-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        future: Future[T] = Future()
+        self._queue.put((work, future))
+        return future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._engine.dispose()
+
+    def _run(self) -> None:
+        conn: Connection | None = None
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
+            try:
+                if conn is None or conn.invalidated:
+                    conn = self._engine.connect()
+            except Exception as exc:
+                for _work, future in batch:
+                    future.set_exception(exc)
+                continue
+            self._commit_batch(conn, batch)
+        if conn is not None:
+            conn.close()
+
+    def _commit_batch(
+        self, conn: Connection, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]
+    ) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with conn.begin():
+                if len(batch) == 1:
+                    work, future = batch[0]
+                    outcomes.append((future, work(conn), None))
+                else:
+                    for work, future in batch:
+                        savepoint = conn.begin_nested()
+                        try:
+                            result = work(conn)
+                        except Exception as exc:
+                            savepoint.rollback()
+                            outcomes.append((future, None, exc))
+                        else:
+                            savepoint.commit()
+                            outcomes.append((future, result, None))
+        except Exception as exc:
+            # The commit itself failed (or single work raised): nothing of the batch is stored.
+            for _work, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, result, error in outcomes:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+
+def open_sqlite_index(directory: Path) -> SqlIndex:
+    """The embedded default: `index.db` (SQLite, WAL) in `directory`."""
+    path = Path(directory).resolve() / "index.db"
+    writer_engine, read_engine = create_sqlite_engines(path)
+    writer = SqliteWriter(writer_engine)
+    writer.run(migrate)
+
+    def close() -> None:
+        writer.close()
+        read_engine.dispose()
+
+    return SqlIndex(
+        read_engine=read_engine,
+        run_write=writer.run,
+        description=f"SQLite {sqlite3.sqlite_version} at {path}",
+        on_close=close,
+    )

@@ -1,0 +1,196 @@
+"""Shared fixtures: generated DICOM, SQLite and PostgreSQL indexes, real server processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+CORPUS = REPO.parent / "shared" / "dicom-corpus"
+PG_ADMIN = os.environ.get("PHAROS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def corpus_files() -> list[Path]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name != "README.md")
+
+
+class PostgresDatabases:
+    """Creates throw-away databases on the local server and drops them at the end."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def create(self) -> dict[str, object]:
+        name = f"pharos_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return {
+            "EnableIndex": True,
+            "Host": "127.0.0.1",
+            "Port": 5432,
+            "Database": name,
+            "Username": "postgres",
+            "Password": "",
+        }
+
+    def drop_all(self) -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    try:
+        with psycopg.connect(PG_ADMIN, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
+    databases = PostgresDatabases()
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Run the test on both index backends."""
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_databases")
+    return str(request.param)
+
+
+@pytest.fixture
+def backend_config(backend: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    """Configuration options selecting the index backend of the test."""
+    if backend == "postgres":
+        databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+        return {"PostgreSQL": databases.create()}
+    return {}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`pharos serve` in a subprocess, polled until it answers (never a fixed sleep)."""
+
+    def __init__(self, workdir: Path, config: dict[str, object]):
+        import json
+
+        self.workdir = workdir
+        self.port = free_port()
+        self.config = {"HttpPort": self.port, "DicomPort": free_port(), **config}
+        self.config_path = workdir / f"config-{self.port}.json"
+        self.config_path.write_text(json.dumps(self.config))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"server-{self.port}.log"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process lifetime
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pharos.cli", "serve", "--config", str(self.config_path)],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/system", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[object]:
+    started: list[ServerProcess] = []
+
+    def start(
+        config: dict[str, object] | None = None, workdir: Path | None = None
+    ) -> ServerProcess:
+        server = ServerProcess(workdir or tmp_path, config or {}).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory: object, backend_config: dict[str, object]) -> ServerProcess:
+    """A real server process on a free port, on the backend of the test."""
+    return server_factory(backend_config)  # type: ignore[operator]
+
+
+@pytest.fixture
+def context_factory(tmp_path: Path, backend_config: dict[str, object]) -> Iterator[object]:
+    """Build a ServerContext on the test's backend, with configuration overrides."""
+    from pharos.config import default_config
+    from pharos.context import ServerContext
+
+    contexts: list[ServerContext] = []
+
+    def make(**overrides: object) -> ServerContext:
+        values: dict[str, object] = {"StorageDirectory": str(tmp_path / "storage")}
+        values.update(backend_config)
+        values.update(overrides)
+        config = default_config().with_overrides(**values)  # type: ignore[arg-type]
+        context = ServerContext(config, base_dir=tmp_path)
+        contexts.append(context)
+        return context
+
+    yield make
+
+
+@pytest.fixture
+def api(context_factory: object) -> Iterator[object]:
+    """The ASGI app in-process (lifespan included), on the backend of the test."""
+    from starlette.testclient import TestClient
+
+    context = context_factory()  # type: ignore[operator]
+    with TestClient(context.create_app()) as client:
+        client.context = context  # type: ignore[attr-defined]
+        yield client

@@ -1,0 +1,60 @@
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pharos.model.errors import ErrorCode, PharosError
+from pharos.storage.compression import compress, uncompress
+from pharos.storage.filesystem import FileSystemStorage
+
+
+def test_create_read_remove_with_orthanc_layout(tmp_path: Path) -> None:
+    storage = FileSystemStorage(tmp_path)
+    name = str(uuid.uuid4())
+    storage.create(name, b"hello world")
+    assert (tmp_path / name[:2] / name[2:4] / name).read_bytes() == b"hello world"
+    assert storage.read(name) == b"hello world"
+    assert storage.read_range(name, 6, 11) == b"world"
+    assert storage.exists(name)
+    assert [u for u, _ in storage.scan()] == [name]
+    storage.remove(name)
+    assert not storage.exists(name)
+    storage.remove(name)  # removing twice is harmless
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    storage = FileSystemStorage(tmp_path)
+    with pytest.raises(PharosError) as caught:
+        storage.read(str(uuid.uuid4()))
+    assert caught.value.code is ErrorCode.INEXISTENT_FILE
+
+
+def test_names_that_are_not_uuids_never_reach_the_filesystem(tmp_path: Path) -> None:
+    storage = FileSystemStorage(tmp_path)
+    for bad in ("../../etc/passwd", "..", "", "a" * 36):
+        with pytest.raises(PharosError):
+            storage.read(bad)
+
+
+def test_leftover_temporary_files_are_removed(tmp_path: Path) -> None:
+    storage = FileSystemStorage(tmp_path)
+    name = str(uuid.uuid4())
+    storage.create(name, b"x")
+    leftover = tmp_path / name[:2] / name[2:4] / (str(uuid.uuid4()) + ".tmp")
+    leftover.write_bytes(b"partial")
+    old = time.time() - 100
+    os.utime(leftover, (old, old))
+    assert storage.remove_temporary_files(time.time() - 10) == 1
+    assert not leftover.exists()
+    assert storage.exists(name)
+
+
+def test_orthanc_compression_round_trip() -> None:
+    data = bytes(range(256)) * 100
+    packed = compress(data)
+    assert int.from_bytes(packed[:8], "little") == len(data)
+    assert uncompress(packed) == data
+    with pytest.raises(PharosError):
+        uncompress(packed[:20])
