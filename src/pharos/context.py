@@ -1,0 +1,137 @@
+"""The server context: builds the index, storage and services from the configuration, and owns
+their start-up and shutdown. The only module that picks concrete backends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from pharos.config import Config
+from pharos.dicom.charset import canonical_encoding
+from pharos.http.app import HttpOptions, create_app
+from pharos.index.postgres import open_postgres_index, postgres_url
+from pharos.index.sql import SqlIndex
+from pharos.index.sqlite import open_sqlite_index
+from pharos.services.changes import ChangeLogService
+from pharos.services.container import Services
+from pharos.services.deletion import DeletionService
+from pharos.services.files import FileService
+from pharos.services.maintenance import StabilityMonitor, remove_orphan_files
+from pharos.services.options import ServiceOptions
+from pharos.services.resources import ResourceService
+from pharos.services.store import StoreService
+from pharos.services.system import SystemInfo
+from pharos.services.tags import TagService
+from pharos.storage.filesystem import FileSystemStorage
+
+log = logging.getLogger(__name__)
+
+# Another process sharing PostgreSQL may have written a file whose index commit is a moment
+# away; files younger than this are never treated as orphans in that mode.
+SHARED_INDEX_ORPHAN_GRACE = 600.0
+
+
+class ServerContext:
+    def __init__(self, config: Config, base_dir: Path | None = None):
+        self.config = config
+        self.started_at = time.time()
+        base = (base_dir or Path.cwd()).resolve()
+        storage_dir = base / config.get_str("StorageDirectory")
+        index_dir = base / str(config["IndexDirectory"] or config["StorageDirectory"])
+
+        postgres = config.section("PostgreSQL")
+        self.shared_index = postgres.get_bool("EnableIndex")
+        if postgres.get_bool("EnableStorage"):
+            log.warning(
+                "PostgreSQL.EnableStorage is not supported by Pharos: files are kept in %s",
+                storage_dir,
+            )
+        self.index: SqlIndex
+        if self.shared_index:
+            pool = max(2, min(postgres.get_int("IndexConnectionsCount"), 32))
+            self.index = open_postgres_index(postgres_url(postgres.as_dict()), pool)
+        else:
+            self.index = open_sqlite_index(index_dir)
+        self.storage = FileSystemStorage(storage_dir)
+
+        options = ServiceOptions(
+            overwrite_instances=config.get_bool("OverwriteInstances"),
+            storage_compression=config.get_bool("StorageCompression"),
+            store_md5=config.get_bool("StoreMD5ForAttachments"),
+            default_encoding=canonical_encoding(config.get_str("DefaultEncoding")),
+            stable_age=float(config.get_int("StableAge")),
+        )
+        remote_access = config.get_bool("RemoteAccessAllowed")
+        authentication = config.get_bool("AuthenticationEnabled", remote_access)
+        self.system = SystemInfo(
+            name=config.get_str("Name"),
+            dicom_aet=config.get_str("DicomAet"),
+            dicom_port=config.get_int("DicomPort"),
+            http_port=config.get_int("HttpPort"),
+            remote_access_allowed=remote_access,
+            authentication_enabled=authentication,
+            check_revisions=config.get_bool("CheckRevisions"),
+            storage_compression=options.storage_compression,
+            overwrite_instances=options.overwrite_instances,
+            database_backend="PostgreSQL" if self.shared_index else None,
+            index_description=self.index.describe(),
+            storage_description=self.storage.describe(),
+        )
+        files = FileService(self.index, self.storage)
+        self.services = Services(
+            options=options,
+            system=self.system,
+            store=StoreService(self.index, self.storage, options),
+            resources=ResourceService(self.index),
+            deletion=DeletionService(self.index, self.storage),
+            files=files,
+            changes=ChangeLogService(self.index),
+            tags=TagService(self.index, files, options),
+        )
+        users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
+        if authentication and not users:
+            log.warning(
+                "AuthenticationEnabled is true but RegisteredUsers is empty: "
+                "every HTTP request will be refused"
+            )
+        self.http_options = HttpOptions(
+            remote_access_allowed=remote_access,
+            authentication_enabled=authentication,
+            users=users,
+            compression=config.get_bool("HttpCompressionEnabled"),
+            describe_errors=config.get_bool("HttpDescribeErrors"),
+            threads=max(4, config.get_int("HttpThreadsCount")),
+        )
+        self.stability = StabilityMonitor(self.index, options.stable_age)
+        self._cleanup: threading.Thread | None = None
+
+    def create_app(self) -> FastAPI:
+        return create_app(self.services, self.http_options, self.start, self.stop)
+
+    def start(self) -> None:
+        self.stability.start()
+        grace = SHARED_INDEX_ORPHAN_GRACE if self.shared_index else 0.0
+        self._cleanup = threading.Thread(
+            target=self._clean_orphans,
+            args=(self.started_at - grace,),
+            daemon=True,
+            name="pharos-orphans",
+        )
+        self._cleanup.start()
+
+    def stop(self) -> None:
+        self.stability.stop()
+        if self._cleanup is not None:
+            self._cleanup.join(timeout=30)
+        self.index.close()
+
+    def _clean_orphans(self, older_than: float) -> None:
+        try:
+            remove_orphan_files(self.index, self.storage, older_than)
+        except Exception:
+            log.exception("Orphan clean-up failed")

@@ -1,0 +1,1 @@
+"""Orthanc's REST API, one module per area; each builds an APIRouter bound to the services."""

@@ -1,0 +1,1 @@
+"""Use cases, callable from HTTP, DICOM and jobs alike; synchronous and thread-safe."""

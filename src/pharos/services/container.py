@@ -1,0 +1,26 @@
+"""The services of one server, built by the context and handed to the ways in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pharos.services.changes import ChangeLogService
+from pharos.services.deletion import DeletionService
+from pharos.services.files import FileService
+from pharos.services.options import ServiceOptions
+from pharos.services.resources import ResourceService
+from pharos.services.store import StoreService
+from pharos.services.system import SystemInfo
+from pharos.services.tags import TagService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    options: ServiceOptions
+    system: SystemInfo
+    store: StoreService
+    resources: ResourceService
+    deletion: DeletionService
+    files: FileService
+    changes: ChangeLogService
+    tags: TagService
