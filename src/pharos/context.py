@@ -126,6 +126,7 @@ class ServerContext:
 
     def stop(self) -> None:
         self.stability.stop()
+        self.services.store.close()
         if self._cleanup is not None:
             self._cleanup.join(timeout=30)
         self.index.close()

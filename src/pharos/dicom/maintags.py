@@ -103,9 +103,9 @@ MAIN_TAGS: dict[Level, tuple[MainTag, ...]] = {
 SOP_CLASS_UID = 0x00080016
 SPECIFIC_CHARACTER_SET = 0x00080005
 
-# Every tag whose value the store path needs, in ascending order.
-ALL_STORED_TAGS: tuple[int, ...] = tuple(
-    sorted({t.tag for tags in MAIN_TAGS.values() for t in tags} | {SOP_CLASS_UID})
+# Every tag whose value the store path needs.
+ALL_STORED_TAGS: frozenset[int] = frozenset(
+    {t.tag for tags in MAIN_TAGS.values() for t in tags} | {SOP_CLASS_UID, SPECIFIC_CHARACTER_SET}
 )
 
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-import pydicom
-from pydicom.dataset import Dataset
-
 from pharos.dicom.charset import python_codecs
-from pharos.dicom.maintags import MAIN_TAGS, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET
+from pharos.dicom.maintags import ALL_STORED_TAGS, MAIN_TAGS, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET
 from pharos.dicom.structure import Structure, check_structure
-from pharos.dicom.values import element_text
+from pharos.dicom.values import raw_text
 from pharos.model.errors import bad_file
 from pharos.model.ids import ResourceIds
 from pharos.model.levels import Level
@@ -23,7 +19,6 @@ MAX_SEQUENCE_DEPTH = 64
 class ParsedInstance:
     """A received file, checked and summarised; the bytes themselves are stored unchanged."""
 
-    dataset: Dataset  # the header, without pixel data
     structure: Structure
     ids: ResourceIds
     patient_id: str
@@ -52,42 +47,34 @@ def parse_instance(data: bytes, default_encoding: str = "Latin1") -> ParsedInsta
     """Check and summarise a DICOM file; `PharosError(BAD_FILE_FORMAT)` says why it is refused."""
     if not data:
         raise bad_file("Received an empty DICOM file")
-    structure = check_structure(data, MAX_SEQUENCE_DEPTH)
-    dataset = read_header(data, structure)
-    return summarise(dataset, structure, default_encoding)
+    structure = check_structure(data, MAX_SEQUENCE_DEPTH, ALL_STORED_TAGS)
+    return summarise(structure, default_encoding)
 
 
-def read_header(data: bytes, structure: Structure) -> Dataset:
-    """The dataset up to the pixel data; the structure check has already vouched for the bytes."""
-    try:
-        return pydicom.dcmread(
-            io.BytesIO(data), stop_before_pixels=True, force=not structure.has_preamble
-        )
-    except RecursionError:
-        raise bad_file("DICOM sequences are nested too deeply to be read") from None
-    except Exception as exc:  # pydicom raises many types on malformed content
-        raise bad_file(f"Cannot parse the DICOM file: {exc}") from None
+def summarise(structure: Structure, default_encoding: str) -> ParsedInstance:
+    """The identifiers and main tags, from the raw values the structure check collected."""
+    values = structure.values
+    little = structure.little_endian
 
+    def text(tag: int, codecs: list[str]) -> str | None:
+        found = values.get(tag)
+        if found is None:
+            return None
+        try:
+            return raw_text(tag, found[0], found[1], little, codecs)
+        except Exception:  # undecodable bytes: index what we can, as Orthanc does
+            return None
 
-def summarise(dataset: Dataset, structure: Structure, default_encoding: str) -> ParsedInstance:
-    charset_elem = dataset.get_item(SPECIFIC_CHARACTER_SET)
-    charset = element_text(charset_elem, ["iso8859"]) if charset_elem is not None else None
+    charset = text(SPECIFIC_CHARACTER_SET, ["iso8859"])
     codecs = python_codecs(charset.split("\\") if charset else None, default_encoding)
-
     tags: dict[Level, dict[str, str]] = {}
     for level, main_tags in MAIN_TAGS.items():
-        values: dict[str, str] = {}
+        level_values: dict[str, str] = {}
         for main_tag in main_tags:
-            elem = dataset.get_item(main_tag.tag)
-            if elem is None:
-                continue
-            try:
-                text = element_text(elem, codecs)
-            except Exception:  # undecodable bytes: index what we can, as Orthanc does
-                text = None
-            if text is not None:
-                values[main_tag.keyword] = text
-        tags[level] = values
+            value = text(main_tag.tag, codecs)
+            if value is not None:
+                level_values[main_tag.keyword] = value
+        tags[level] = level_values
 
     patient_id = tags[Level.PATIENT].get("PatientID", "").strip()
     study_uid = tags[Level.STUDY].get("StudyInstanceUID", "").strip()
@@ -105,10 +92,8 @@ def summarise(dataset: Dataset, structure: Structure, default_encoding: str) -> 
     if missing:
         raise bad_file("Missing or empty " + ", ".join(missing))
 
-    sop_class_elem = dataset.get_item(SOP_CLASS_UID)
-    sop_class = element_text(sop_class_elem, codecs) if sop_class_elem is not None else None
+    sop_class = text(SOP_CLASS_UID, codecs)
     return ParsedInstance(
-        dataset=dataset,
         structure=structure,
         ids=ResourceIds.compute(patient_id, study_uid, series_uid, sop_uid),
         patient_id=patient_id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from struct import Struct
 
 from pydicom.datadict import (
@@ -89,10 +89,19 @@ class Structure:
     dataset_offset: int  # where the main data set starts in the original bytes
     pixel_data_offset: int | None  # top-level (7FE0,0010) tag; None if absent or deflated
     max_depth: int  # deepest sequence nesting seen (0 = no sequences)
+    little_endian: bool = True  # byte order of the data set
+    # Raw values of the wanted top-level elements: tag -> (VR, or None if implicit; bytes).
+    values: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)
 
 
-def check_structure(data: bytes | memoryview, max_depth: int = 64) -> Structure:
-    """Walk every element of a DICOM file; `PharosError(BAD_FILE_FORMAT)` says what is wrong."""
+def check_structure(
+    data: bytes | memoryview, max_depth: int = 64, wanted: frozenset[int] = frozenset()
+) -> Structure:
+    """Walk every element of a DICOM file; `PharosError(BAD_FILE_FORMAT)` says what is wrong.
+
+    The raw values of the `wanted` top-level elements are collected on the way, so that
+    callers need no second parse to read them.
+    """
     buf = data
     if isinstance(data, memoryview) and (
         data.format != "B" or data.ndim != 1 or not data.c_contiguous
@@ -111,7 +120,7 @@ def check_structure(data: bytes | memoryview, max_depth: int = 64) -> Structure:
         if ts is None:
             # The file says it is DICOM: read it the way pydicom does.
             ts = _pydicom_guess(buf, ds_offset)
-        return _walk_file(buf, True, ts, ds_offset, max_depth, strict=False)
+        return _walk_file(buf, True, ts, ds_offset, max_depth, wanted, strict=False)
 
     # No preamble: a bare data set, possibly after a meta group (pydicom writes and reads
     # such files, and so do some devices). Accept only what walks cleanly with ascending
@@ -123,17 +132,23 @@ def check_structure(data: bytes | memoryview, max_depth: int = 64) -> Structure:
             if ds_offset >= size:
                 raise _bad(f"nothing follows the file meta group ending at offset {ds_offset}")
             if ts is not None:
-                return _walk_file(buf, False, ts, ds_offset, max_depth, strict=True)
+                return _walk_file(buf, False, ts, ds_offset, max_depth, wanted, strict=True)
         except _TooDeep:
             raise
         except PharosError as exc:
             raise _bad(f"{what}: {exc.details}") from None
-        return _guess(buf, ds_offset, False, max_depth, what)
-    return _guess(buf, 0, False, max_depth, what)
+        return _guess(buf, ds_offset, False, max_depth, wanted, what)
+    return _guess(buf, 0, False, max_depth, wanted, what)
 
 
 def _walk_file(
-    buf: bytes | memoryview, preamble: bool, ts: str, ds_offset: int, max_depth: int, strict: bool
+    buf: bytes | memoryview,
+    preamble: bool,
+    ts: str,
+    ds_offset: int,
+    max_depth: int,
+    wanted: frozenset[int],
+    strict: bool,
 ) -> Structure:
     """Walk the data set at `ds_offset` in transfer syntax `ts`."""
     if ts == DEFLATED_EXPLICIT_VR_LE:
@@ -146,12 +161,15 @@ def _walk_file(
     # implicit/explicit VR: some writers label implicit data sets as explicit and vice versa.
     if not strict and start + 6 <= len(data):
         implicit = not _is_vr(data, start)
-    pixel, depth, elements = _walk(data, start, implicit, little, max_depth, strict, inflated)
+    values: dict[int, tuple[str | None, bytes]] = {}
+    pixel, depth, elements = _walk(
+        data, start, implicit, little, max_depth, strict, inflated, wanted, values
+    )
     if not elements:
         raise _bad(
             f"truncated file: no complete data element in the data set at offset {ds_offset}"
         )
-    return Structure(preamble, ts, ds_offset, pixel, depth)
+    return Structure(preamble, ts, ds_offset, pixel, depth, little, values)
 
 
 _ENCODING_NAMES = {
@@ -162,7 +180,12 @@ _ENCODING_NAMES = {
 
 
 def _guess(
-    buf: bytes | memoryview, pos: int, preamble: bool, max_depth: int, what: str
+    buf: bytes | memoryview,
+    pos: int,
+    preamble: bool,
+    max_depth: int,
+    wanted: frozenset[int],
+    what: str,
 ) -> Structure:
     """Try the encodings of a bare data set; the first clean, strict walk wins."""
     # pydicom's guess first, so that the verdict agrees with how pydicom will read the file.
@@ -171,7 +194,7 @@ def _guess(
     reasons: list[str] = []
     for ts in candidates:
         try:
-            return _walk_file(buf, preamble, ts, pos, max_depth, strict=True)
+            return _walk_file(buf, preamble, ts, pos, max_depth, wanted, strict=True)
         except _TooDeep:
             raise
         except PharosError as exc:
@@ -271,11 +294,13 @@ def _walk(
     max_depth: int,
     strict: bool,
     inflated: bool,
+    wanted: frozenset[int],
+    values: dict[int, tuple[str | None, bytes]],
 ) -> tuple[int | None, int, bool]:
     """Walk a data set from `pos` to the end of `buf`.
 
     Returns the offset of the top-level pixel data, the deepest nesting, and whether there
-    was any top-level element.
+    was any top-level element; fills `values` with the raw values of `wanted` top-level tags.
 
     The walk keeps the open containers on an explicit stack. The current container is either
     a data set (the top level, or an item) or a sequence; `end` is its defined end (-1 when
@@ -366,6 +391,7 @@ def _walk(
                 f"malformed data set: element header at {_at(pos, inflated)} crosses the end of "
                 f"its item at {_at(limit, inflated)}"
             )
+        vr_name: str | None = None
         if implicit:
             group, elem, length = header(buf, pos)
             kind = _NO_VR
@@ -378,6 +404,8 @@ def _walk(
                 kind = _NO_VR
             else:
                 kind = _VR_KIND.get(vr, _NO_VR)
+                if kind != _NO_VR:
+                    vr_name = vr.decode("ascii")
                 if kind > _SHORT:
                     if pos + 12 > limit:
                         raise _cut_header(pos, limit, size, inflated)
@@ -391,6 +419,7 @@ def _walk(
                         )
                     if vr.isalpha() and vr.isupper():
                         kind = _SHORT  # an unknown VR: pydicom assumes a 2-byte length
+                        vr_name = vr.decode("ascii")
                     else:
                         # Not a VR: some writers switch to implicit VR mid-stream; pydicom
                         # reads such an element as implicit VR, so do we.
@@ -448,6 +477,8 @@ def _walk(
                     f"element {_tag(group, elem)}", pos, length, head, limit, size, inflated
                 )
             if not is_sq or length == 0:
+                if not stack and tag in wanted:
+                    values[tag] = (vr_name, bytes(buf[head:value_end]))
                 if group & 1 and 0x10 <= elem <= 0xFF and length <= 64:
                     # A private creator: it names the dictionary of its block (PS3.5 7.8.1).
                     if creators is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -152,7 +152,14 @@ class Index(Protocol):
     def close(self) -> None: ...
 
     # Store and delete
-    def store_instance(self, instance: NewInstance, overwrite: bool) -> StoreOutcome: ...
+    def store_instance(
+        self,
+        instance: NewInstance,
+        overwrite: bool,
+        before_commit: Callable[[], None] | None = None,
+    ) -> StoreOutcome:
+        """Index an instance in one transaction; `before_commit` runs just before the commit."""
+        ...
 
     def delete_resource(self, ref: ResourceRef) -> DeleteOutcome: ...
 

@@ -35,6 +35,7 @@ from pharos.index.schema import (
     properties,
     resources,
 )
+from pharos.index.store import StoreRequest, StoreWork
 from pharos.model.changes import Change, ChangeType
 from pharos.model.errors import unknown_resource
 from pharos.model.levels import Level
@@ -89,10 +90,14 @@ class SqlIndex:
 
     # -- store and delete -------------------------------------------------------------------
 
-    def store_instance(self, instance: NewInstance, overwrite: bool) -> StoreOutcome:
-        return self._write(
-            lambda conn: writes.store_instance(conn, self._stmts, instance, overwrite)
-        )
+    def store_instance(
+        self,
+        instance: NewInstance,
+        overwrite: bool,
+        before_commit: Callable[[], None] | None = None,
+    ) -> StoreOutcome:
+        work = StoreWork(self._stmts, StoreRequest(instance, overwrite, before_commit))
+        return self._write(work)
 
     def delete_resource(self, ref: ResourceRef) -> DeleteOutcome:
         return self._write(lambda conn: writes.delete_resource(conn, self._stmts, ref))

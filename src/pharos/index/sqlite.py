@@ -57,10 +57,8 @@ def _configure(engine: Engine, begin: str) -> None:
 
 
 class SqliteWriter:
-    """Runs write transactions on one thread; concurrent ones share a commit.
-
-    Each piece of work runs in its own SAVEPOINT, so one failing does not undo the others.
-    """
+    """Runs write transactions on one thread; work queued meanwhile shares one commit (and
+    so one fsync of the write-ahead log)."""
 
     def __init__(self, engine: Engine):
         self._engine = engine
@@ -110,34 +108,45 @@ class SqliteWriter:
     def _commit_batch(
         self, conn: Connection, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]
     ) -> None:
-        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
-        try:
-            with conn.begin():
-                if len(batch) == 1:
-                    work, future = batch[0]
-                    outcomes.append((future, work(conn), None))
-                else:
-                    for work, future in batch:
-                        savepoint = conn.begin_nested()
-                        try:
-                            result = work(conn)
-                        except Exception as exc:
-                            savepoint.rollback()
-                            outcomes.append((future, None, exc))
-                        else:
-                            savepoint.commit()
-                            outcomes.append((future, result, None))
-        except Exception as exc:
-            # The commit itself failed (or single work raised): nothing of the batch is stored.
-            for _work, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for future, result, error in outcomes:
-            if error is None:
-                future.set_result(result)
+        """All the work of the batch in one transaction, committed once. If any piece fails,
+        the batch is rolled back and each piece runs again alone, so that one failure does
+        not fail the others (rare: it costs a second pass, not a SAVEPOINT per piece)."""
+        if len(batch) > 1:
+            try:
+                with conn.begin():
+                    results = _run_merged(conn, [work for work, _future in batch])
+            except Exception:
+                pass
             else:
-                future.set_exception(error)
+                for (_work, future), result in zip(batch, results, strict=True):
+                    future.set_result(result)
+                return
+        for work, future in batch:
+            try:
+                with conn.begin():
+                    result = work(conn)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
+def _run_merged(conn: Connection, works: list[Callable[[Connection], Any]]) -> list[Any]:
+    """Run the works in order; consecutive works of a class with a `run_batch` static method
+    (the store) run as one set-wise call."""
+    results: list[Any] = []
+    i = 0
+    while i < len(works):
+        run_batch = getattr(type(works[i]), "run_batch", None)
+        j = i + 1
+        if run_batch is None:
+            results.append(works[i](conn))
+        else:
+            while j < len(works) and type(works[j]) is type(works[i]):
+                j += 1
+            results.extend(run_batch(conn, works[i:j]))
+        i = j
+    return results
 
 
 def open_sqlite_index(directory: Path) -> SqlIndex:

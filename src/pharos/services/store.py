@@ -13,7 +13,7 @@ import posixpath
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pharos.dicom.parse import ParsedInstance, parse_instance
@@ -33,6 +33,9 @@ from pharos.storage.base import StorageArea
 from pharos.storage.compression import Compression, compress
 
 log = logging.getLogger(__name__)
+
+# File writes in flight at once (each mostly waits on fsync).
+IO_THREADS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class StoreService:
         self._index = index
         self._storage = storage
         self._options = options
+        self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="pharos-store")
 
     def store(self, data: bytes, reception: Reception) -> StoreResult:
         parsed = parse_instance(data, self._options.default_encoding)
@@ -90,26 +94,33 @@ class StoreService:
         if not overwrite and self._index.lookup(parsed.ids.instance) is not None:
             return StoreResult(parsed.ids, StoreStatus.ALREADY_STORED)
 
-        attachment = self._write_file(data)
-        new = NewInstance(
-            ids=parsed.ids,
-            tags=parsed.tags,
-            attachment=attachment,
-            reception=reception,
-            transfer_syntax=parsed.transfer_syntax_uid,
-            sop_class_uid=parsed.sop_class_uid,
-            pixel_data_offset=parsed.structure.pixel_data_offset,
-            expected_instances=parsed.expected_instances,
-            index_in_series=parsed.index_in_series,
-            now=time.time(),
-        )
+        # The file is written and fsynced on an I/O thread while this one hashes it and the
+        # index runs its statements; the transaction waits for the file just before COMMIT.
+        file_uuid = str(uuid.uuid4())
+        if self._options.storage_compression:
+            payload, compression = compress(data), Compression.ZLIB_WITH_SIZE
+        else:
+            payload, compression = data, Compression.NONE
+        written = self._io.submit(self._storage.create, file_uuid, payload)
         try:
-            outcome = self._index.store_instance(new, overwrite)
-        except Exception:
-            self._discard(attachment.uuid)
+            new = NewInstance(
+                ids=parsed.ids,
+                tags=parsed.tags,
+                attachment=self._attachment(file_uuid, data, payload, compression),
+                reception=reception,
+                transfer_syntax=parsed.transfer_syntax_uid,
+                sop_class_uid=parsed.sop_class_uid,
+                pixel_data_offset=parsed.structure.pixel_data_offset,
+                expected_instances=parsed.expected_instances,
+                index_in_series=parsed.index_in_series,
+                now=time.time(),
+            )
+            outcome = self._index.store_instance(new, overwrite, before_commit=written.result)
+        except BaseException:
+            self._discard(written, file_uuid)
             raise
         if outcome.status is StoreStatus.ALREADY_STORED:
-            self._storage.remove(attachment.uuid)
+            self._discard(written, file_uuid)
         for replaced in outcome.replaced_files:
             self._storage.remove(replaced)
         return StoreResult(parsed.ids, outcome.status)
@@ -142,37 +153,38 @@ class StoreService:
                     results.append(ArchiveMemberFailure(member.filename, error))
         return results
 
-    def _write_file(self, data: bytes) -> Attachment:
-        file_uuid = str(uuid.uuid4())
-        md5: Callable[[bytes], str | None] = (
-            (lambda b: hashlib.md5(b).hexdigest()) if self._options.store_md5 else (lambda b: None)
-        )
-        uncompressed_md5 = md5(data)
-        if self._options.storage_compression:
-            payload = compress(data)
-            compression = Compression.ZLIB_WITH_SIZE
-            compressed_md5 = md5(payload)
+    def _attachment(
+        self, file_uuid: str, data: bytes, payload: bytes, compression: Compression
+    ) -> Attachment:
+        store_md5 = self._options.store_md5
+        md5 = hashlib.md5(data).hexdigest() if store_md5 else None
+        if payload is data:
+            compressed_md5 = md5
         else:
-            payload = data
-            compression = Compression.NONE
-            compressed_md5 = uncompressed_md5
-        self._storage.create(file_uuid, payload)
+            compressed_md5 = hashlib.md5(payload).hexdigest() if store_md5 else None
         return Attachment(
             content_type=DICOM_CONTENT_TYPE,
             uuid=file_uuid,
             compressed_size=len(payload),
             uncompressed_size=len(data),
             compression=int(compression),
-            uncompressed_md5=uncompressed_md5,
+            uncompressed_md5=md5,
             compressed_md5=compressed_md5,
         )
 
-    def _discard(self, file_uuid: str) -> None:
-        """Remove a file whose indexing failed, unless a commit whose outcome we did not see
-        made it referenced (a connection lost during COMMIT). If in doubt, keep it: the
-        orphan clean-up at the next start removes it for sure."""
+    def _discard(self, written: Future[None], file_uuid: str) -> None:
+        """Remove a written file that the index does not reference. If indexing failed in a
+        way that leaves the outcome unknown (a connection lost during COMMIT), keep it: the
+        orphan clean-up at the next start removes it if it is not referenced."""
+        try:
+            written.result()
+        except Exception:
+            return  # nothing was written (create cleans up after itself)
         try:
             if file_uuid in self._index.unknown_files([file_uuid]):
                 self._storage.remove(file_uuid)
         except Exception:
             log.warning("Kept file %s after a failed store; the next start-up checks it", file_uuid)
+
+    def close(self) -> None:
+        self._io.shutdown(wait=True)
