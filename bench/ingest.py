@@ -26,12 +26,12 @@ import psutil
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
 from pydicom.uid import generate_uid  # noqa: E402
 
-from conftest import ServerProcess  # noqa: E402
-from dicomgen import make_dataset, to_bytes  # noqa: E402
+from tests.conftest import ServerProcess  # noqa: E402
+from tests.dicomgen import make_dataset, to_bytes  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

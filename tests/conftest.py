@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 CORPUS = REPO.parent / "shared" / "dicom-corpus"
 PG_ADMIN = os.environ.get("PHAROS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -92,9 +91,10 @@ def free_port() -> int:
 class ServerProcess:
     """`pharos serve` in a subprocess, polled until it answers (never a fixed sleep)."""
 
-    def __init__(self, workdir: Path, config: dict[str, object]):
+    def __init__(self, workdir: Path, config: dict[str, object], env: dict[str, str] | None = None):
         import json
 
+        self.env = env or {}
         self.workdir = workdir
         self.port = free_port()
         self.config = {"HttpPort": self.port, "DicomPort": free_port(), **config}
@@ -111,14 +111,15 @@ class ServerProcess:
             cwd=self.workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/system", timeout=1).status_code == 200:
+                # Any answer will do (a server requiring credentials answers 401).
+                if httpx.get(self.url + "/system", timeout=1).status_code < 500:
                     return self
             except httpx.TransportError:
                 pass
@@ -145,12 +146,16 @@ class ServerProcess:
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[object]:
+    """Start `pharos serve` processes, each in a folder of its own; stopped after the test."""
     started: list[ServerProcess] = []
 
     def start(
         config: dict[str, object] | None = None, workdir: Path | None = None
     ) -> ServerProcess:
-        server = ServerProcess(workdir or tmp_path, config or {}).start()
+        if workdir is None:
+            workdir = tmp_path / f"server{len(started)}"
+            workdir.mkdir()
+        server = ServerProcess(workdir, config or {}).start()
         started.append(server)
         return server
 
@@ -165,32 +170,44 @@ def server(server_factory: object, backend_config: dict[str, object]) -> ServerP
     return server_factory(backend_config)  # type: ignore[operator]
 
 
+class Api(httpx.Client):
+    """An HTTP client on a real server process, knowing where that server keeps its files."""
+
+    server: ServerProcess
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.server.workdir / str(
+            self.server.config.get("StorageDirectory", "PharosStorage")
+        )
+
+    def stored_files(self) -> list[Path]:
+        """The attachment files of the storage area (not the SQLite index kept beside them)."""
+        return sorted(
+            path
+            for path in self.storage_dir.glob("??/??/*")
+            if path.is_file() and len(path.name) == 36
+        )
+
+
 @pytest.fixture
-def context_factory(tmp_path: Path, backend_config: dict[str, object]) -> Iterator[object]:
-    """Build a ServerContext on the test's backend, with configuration overrides."""
-    from pharos.config import default_config
-    from pharos.context import ServerContext
+def api_factory(server_factory: object, backend_config: dict[str, object]) -> Iterator[object]:
+    """Start a server (on the test's backend) with extra options; an `Api` client on it."""
+    clients: list[Api] = []
 
-    contexts: list[ServerContext] = []
-
-    def make(**overrides: object) -> ServerContext:
-        values: dict[str, object] = {"StorageDirectory": str(tmp_path / "storage")}
-        values.update(backend_config)
-        values.update(overrides)
-        config = default_config().with_overrides(**values)  # type: ignore[arg-type]
-        context = ServerContext(config, base_dir=tmp_path)
-        contexts.append(context)
-        return context
+    def make(**config: object) -> Api:
+        server = server_factory({**backend_config, **config})  # type: ignore[operator]
+        client = Api(base_url=server.url, timeout=60)
+        client.server = server
+        clients.append(client)
+        return client
 
     yield make
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture
-def api(context_factory: object) -> Iterator[object]:
-    """The ASGI app in-process (lifespan included), on the backend of the test."""
-    from starlette.testclient import TestClient
-
-    context = context_factory()  # type: ignore[operator]
-    with TestClient(context.create_app()) as client:
-        client.context = context  # type: ignore[attr-defined]
-        yield client
+def api(api_factory: object) -> Api:
+    """A real `pharos serve` process on the backend of the test, and a client on it."""
+    return api_factory()  # type: ignore[operator, no-any-return]

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import json5
 
-from conftest import ServerProcess
-from dicomgen import make_dicom, make_series
+from tests.conftest import ServerProcess
+from tests.dicomgen import make_dicom, make_series
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

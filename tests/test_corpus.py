@@ -13,8 +13,7 @@ import pytest
 from pydicom.data import get_testdata_files
 
 from pharos.model.ids import ResourceIds
-
-from conftest import ServerProcess, corpus_files
+from tests.conftest import ServerProcess, corpus_files
 
 
 def sample_files() -> list[Path]:

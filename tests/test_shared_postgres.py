@@ -14,9 +14,8 @@ import pytest
 from pydicom.uid import generate_uid
 
 from pharos.model.ids import ResourceIds
-
-from conftest import PostgresDatabases, ServerProcess
-from dicomgen import make_series
+from tests.conftest import PostgresDatabases, ServerProcess
+from tests.dicomgen import make_series
 
 
 @pytest.mark.postgres

@@ -15,9 +15,8 @@ from pydicom.uid import ExplicitVRBigEndian, JPEGBaseline8Bit
 
 from pharos.dicom.content import content, number_of_frames
 from pharos.model.errors import ErrorCode, PharosError
-
-from conftest import CORPUS
-from dicomgen import roundtrip
+from tests.conftest import CORPUS
+from tests.dicomgen import roundtrip
 
 SKIPPED_CORPUS_FILES = {"2026-05-06-Deeply-Nested-Sequence.dcm", "README.md"}
 

@@ -34,9 +34,8 @@ from pharos.dicom.orthanc_json import (
 )
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
-
-from conftest import CORPUS
-from dicomgen import roundtrip
+from tests.conftest import CORPUS
+from tests.dicomgen import roundtrip
 
 SKIPPED_CORPUS_FILES = {"2026-05-06-Deeply-Nested-Sequence.dcm", "README.md"}
 

@@ -10,8 +10,7 @@ from pharos.dicom.parse import expected_number_of_instances, parse_instance
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.ids import ResourceIds
 from pharos.model.levels import Level
-
-from dicomgen import make_dataset, to_bytes
+from tests.dicomgen import make_dataset, to_bytes
 
 
 def test_identifiers_and_main_tags() -> None:

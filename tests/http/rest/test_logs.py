@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dicomgen import make_dicom, make_series
+from tests.dicomgen import make_dicom, make_series
 
 
 def test_changes_follow_orthanc_format(api: Any) -> None:
@@ -49,3 +49,20 @@ def test_exports_log_is_empty_until_something_is_exported(api: Any) -> None:
     assert api.get("/exports").json() == {"Exports": [], "Done": True, "Last": 0}
     assert api.get("/exports?last").json() == {"Exports": [], "Done": True, "Last": 0}
     assert api.delete("/exports").status_code == 200
+
+
+def test_resources_become_stable_after_stable_age(api_factory: Any) -> None:
+    import time
+
+    client = api_factory(StableAge=1)
+    item = client.post("/instances", content=make_dicom()).json()
+    assert client.get(f"/studies/{item['ParentStudy']}").json()["IsStable"] is False
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if client.get(f"/studies/{item['ParentStudy']}").json()["IsStable"]:
+            break
+        time.sleep(0.1)
+    assert client.get(f"/studies/{item['ParentStudy']}").json()["IsStable"] is True
+    assert client.get(f"/patients/{item['ParentPatient']}").json()["IsStable"] is True
+    kinds = [c["ChangeType"] for c in client.get("/changes").json()["Changes"]]
+    assert kinds[-3:] == ["StableSeries", "StableStudy", "StablePatient"]

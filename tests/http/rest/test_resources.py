@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dicomgen import make_dicom, make_series
+from tests.dicomgen import make_dicom, make_series
 
 
 def upload(api: Any, data: bytes) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def test_delete_cascades_and_reports_the_remaining_ancestor(api: Any) -> None:
     response = api.delete(f"/instances/{b['ID']}")
     assert response.json() == {"RemainingAncestor": None}
     assert api.get("/patients").json() == []
-    assert list(api.context.storage.scan()) == []
+    assert api.stored_files() == []
 
 
 def test_delete_patient_removes_all_files(api: Any) -> None:
@@ -136,7 +136,7 @@ def test_delete_patient_removes_all_files(api: Any) -> None:
     upload(api, make_dicom(patient_id="P-KEEP"))
     assert api.delete(f"/patients/{items[0]['ParentPatient']}").status_code == 200
     assert len(api.get("/instances").json()) == 1
-    assert len(list(api.context.storage.scan())) == 1
+    assert len(api.stored_files()) == 1
 
 
 def test_bulk_delete(api: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dicomgen import make_dataset, make_series, to_bytes
+from tests.dicomgen import make_dataset, make_series, to_bytes
 
 
 def upload(api: Any, data: bytes) -> dict[str, Any]:

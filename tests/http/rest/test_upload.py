@@ -8,8 +8,7 @@ import zipfile
 from typing import Any
 
 from pharos.model.ids import ResourceIds
-
-from dicomgen import make_dataset, make_dicom, to_bytes
+from tests.dicomgen import make_dataset, make_dicom, to_bytes
 
 
 def test_upload_answers_like_orthanc(api: Any) -> None:
@@ -91,32 +90,26 @@ def test_bad_input_is_refused_and_stores_nothing(api: Any) -> None:
     no_uid = make_dataset()
     del no_uid.SeriesInstanceUID
     _assert_refused(api, to_bytes(no_uid), "SeriesInstanceUID")
-    storage = api.context.storage
-    assert list(storage.scan()) == []
+    assert api.stored_files() == []
 
 
-def test_overwrite_instances_replaces_the_file(context_factory: Any) -> None:
-    from starlette.testclient import TestClient
-
-    context = context_factory(OverwriteInstances=True)
-    with TestClient(context.create_app()) as client:
-        ds = make_dataset(sop_uid="1.2.3.9", StudyDescription="first")
-        first = client.post("/instances", content=to_bytes(ds)).json()
-        ds.StudyDescription = "second"
-        second = client.post("/instances", content=to_bytes(ds)).json()
-        assert first["ID"] == second["ID"]
-        assert second["Status"] == "Success"
-        assert client.get(f"/instances/{first['ID']}/file").content == to_bytes(ds)
-        assert len(list(context.storage.scan())) == 1
+def test_overwrite_instances_replaces_the_file(api_factory: Any) -> None:
+    client = api_factory(OverwriteInstances=True)
+    ds = make_dataset(sop_uid="1.2.3.9", StudyDescription="first")
+    first = client.post("/instances", content=to_bytes(ds)).json()
+    ds.StudyDescription = "second"
+    second = client.post("/instances", content=to_bytes(ds)).json()
+    assert first["ID"] == second["ID"]
+    assert second["Status"] == "Success"
+    assert client.get(f"/instances/{first['ID']}/file").content == to_bytes(ds)
+    assert len(client.stored_files()) == 1
 
 
-def test_storage_compression_is_transparent(context_factory: Any) -> None:
-    from starlette.testclient import TestClient
-
-    context = context_factory(StorageCompression=True)
-    with TestClient(context.create_app()) as client:
-        data = make_dicom(rows=64, columns=64)
-        instance = client.post("/instances", content=data).json()["ID"]
-        assert client.get(f"/instances/{instance}/file").content == data
-        stats = client.get(f"/instances/{instance}/statistics").json()
-        assert int(stats["DiskSize"]) < int(stats["UncompressedSize"]) == len(data)
+def test_storage_compression_is_transparent(api_factory: Any) -> None:
+    client = api_factory(StorageCompression=True)
+    data = make_dicom(rows=64, columns=64)
+    instance = client.post("/instances", content=data).json()["ID"]
+    assert client.get(f"/instances/{instance}/file").content == data
+    stats = client.get(f"/instances/{instance}/statistics").json()
+    assert int(stats["DiskSize"]) < int(stats["UncompressedSize"]) == len(data)
+    assert client.stored_files()[0].stat().st_size == int(stats["DiskSize"])
