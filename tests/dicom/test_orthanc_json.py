@@ -15,22 +15,22 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
+from pharos.dicom.dictionary import (
+    UNKNOWN_TAG_NAME,
+    format_tag,
+    parse_ignore_length,
+    parse_tag,
+    tag_name,
+)
+from pharos.dicom.modules import extract_module, module_tags, shared_tags
 from pharos.dicom.orthanc_json import (
     MAXIMUM_TAG_LENGTH,
-    UNKNOWN_TAG_NAME,
     TagFormat,
     convert_format,
     dataset_to_json,
-    extract_module,
     format_from_query,
-    format_tag,
     header_to_json,
     main_tags_to_json,
-    module_tags,
-    parse_ignore_length,
-    parse_tag,
-    shared_tags,
-    tag_name,
 )
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
@@ -400,7 +400,7 @@ def test_broken_values_render_without_raising() -> None:
         raw(0x00100010, "ZZ", b"??"),  # unknown VR: binary, Null
         raw(0x00091001, None, b"\x01\x02"),  # implicit VR, unknown private: UN, Null
         raw(0x00101010, "UN", b"045Y"),  # PatientAge as UN: known as text, ASCII (CP 246)
-        raw(0x00101020, "UN", b"1.5\x00"),  # NUL is not ASCII text for Orthanc: Null
+        raw(0x00101020, "UN", b"1.5\x00"),  # UN read with its dictionary VR (DS), padding cut
     )
     for fmt in TagFormat:
         dataset_to_json(ds, fmt)
@@ -416,7 +416,7 @@ def test_broken_values_render_without_raising() -> None:
     assert tags["0010,0010"]["Type"] == "Null"
     assert tags["0009,1001"]["Type"] == "Null"
     assert tags["0010,1010"] == {"Name": "PatientAge", "Type": "String", "Value": "045Y"}
-    assert tags["0010,1020"]["Type"] == "Null"
+    assert tags["0010,1020"] == {"Name": "PatientSize", "Type": "String", "Value": "1.5"}
 
 
 def test_big_endian_and_implicit_vr_files() -> None:

@@ -84,3 +84,36 @@ def test_empty_and_garbage_are_refused() -> None:
         with pytest.raises(PharosError) as caught:
             parse_instance(data)
         assert caught.value.code is ErrorCode.BAD_FILE_FORMAT
+
+
+def test_indexed_main_tags_equal_their_rendering() -> None:
+    """What is indexed (and searched) is exactly what /tags shows, for every sample file."""
+    import io
+    import warnings
+
+    import pydicom
+
+    from pharos.dicom.maintags import MAIN_TAGS
+    from pharos.dicom.orthanc_json import TagFormat, dataset_to_json
+    from pharos.model.errors import PharosError
+    from tests.test_corpus import sample_files
+
+    compared = 0
+    for path in sample_files():
+        data = path.read_bytes()
+        try:
+            parsed = parse_instance(data)
+        except PharosError:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        shown = dataset_to_json(dataset, TagFormat.SHORT, max_length=0)
+        for level, main_tags in MAIN_TAGS.items():
+            for main_tag in main_tags:
+                indexed = parsed.tags[level].get(main_tag.keyword)
+                rendered = shown.get(main_tag.orthanc_key)
+                if indexed is not None and rendered is not None:
+                    assert indexed == rendered, (path.name, main_tag.keyword)
+                    compared += 1
+    assert compared > 1000

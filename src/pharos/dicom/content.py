@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 
-from pharos.dicom.orthanc_json import PIXEL_DATA, parse_tag
+from pharos.dicom.dictionary import PIXEL_DATA, parse_tag
 from pharos.model.errors import ErrorCode, PharosError
 
 __all__ = ["content", "number_of_frames"]

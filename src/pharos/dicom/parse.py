@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pharos.dicom.charset import python_codecs
+from pharos.dicom.charset import TextDecoder
 from pharos.dicom.maintags import ALL_STORED_TAGS, MAIN_TAGS, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET
 from pharos.dicom.structure import Structure, check_structure
-from pharos.dicom.values import raw_text
+from pharos.dicom.values import main_tag_value
 from pharos.model.errors import bad_file
 from pharos.model.ids import ResourceIds
 from pharos.model.levels import Level
@@ -56,30 +56,29 @@ def summarise(structure: Structure, default_encoding: str) -> ParsedInstance:
     values = structure.values
     little = structure.little_endian
 
-    def text(tag: int, codecs: list[str]) -> str | None:
+    def value(tag: int, decoder: TextDecoder) -> str | None:
         found = values.get(tag)
         if found is None:
             return None
-        try:
-            return raw_text(tag, found[0], found[1], little, codecs)
-        except Exception:  # undecodable bytes: index what we can, as Orthanc does
-            return None
+        return main_tag_value(tag, found[0], found[1], little, decoder)
 
-    charset = text(SPECIFIC_CHARACTER_SET, ["iso8859"])
-    codecs = python_codecs(charset.split("\\") if charset else None, default_encoding)
+    # The decoder the tag renderings use too: a value is indexed exactly as it is shown.
+    charset = value(SPECIFIC_CHARACTER_SET, TextDecoder(None, False))
+    decoder = TextDecoder.for_terms(charset.split("\\") if charset else None, default_encoding)
     tags: dict[Level, dict[str, str]] = {}
     for level, main_tags in MAIN_TAGS.items():
         level_values: dict[str, str] = {}
         for main_tag in main_tags:
-            value = text(main_tag.tag, codecs)
-            if value is not None:
-                level_values[main_tag.keyword] = value
+            text = value(main_tag.tag, decoder)
+            if text is not None:
+                level_values[main_tag.keyword] = text
         tags[level] = level_values
 
-    patient_id = tags[Level.PATIENT].get("PatientID", "").strip()
-    study_uid = tags[Level.STUDY].get("StudyInstanceUID", "").strip()
-    series_uid = tags[Level.SERIES].get("SeriesInstanceUID", "").strip()
-    sop_uid = tags[Level.INSTANCE].get("SOPInstanceUID", "").strip()
+    # Hashed exactly as indexed (and as Orthanc hashes them): padding is already removed.
+    patient_id = tags[Level.PATIENT].get("PatientID", "")
+    study_uid = tags[Level.STUDY].get("StudyInstanceUID", "")
+    series_uid = tags[Level.SERIES].get("SeriesInstanceUID", "")
+    sop_uid = tags[Level.INSTANCE].get("SOPInstanceUID", "")
     missing = [
         name
         for name, value in (
@@ -92,7 +91,7 @@ def summarise(structure: Structure, default_encoding: str) -> ParsedInstance:
     if missing:
         raise bad_file("Missing or empty " + ", ".join(missing))
 
-    sop_class = text(SOP_CLASS_UID, codecs)
+    sop_class = value(SOP_CLASS_UID, decoder)
     return ParsedInstance(
         structure=structure,
         ids=ResourceIds.compute(patient_id, study_uid, series_uid, sop_uid),

@@ -1,64 +1,68 @@
-"""Element values as the strings Orthanc shows and indexes (`MainDicomTags`).
+"""Element values as the strings Orthanc shows and indexes, from the raw bytes of the file.
 
-Values are decoded from the raw bytes of the file: exact (no reformatting of numbers),
-lenient with invalid content, and far cheaper than a full parse.
+The same conversions serve the tag renderings (`orthanc_json.py`) and the main DICOM tags
+indexed at ingest (`parse.py`), so that what is searched is exactly what is shown:
+text is decoded with the data set's character set, trailing padding removed and the value cut
+at the first NUL (DCMTK's getString); numbers are formatted as Orthanc's lexical_cast does.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 
-from pydicom.charset import decode_bytes
-from pydicom.datadict import dictionary_VR
+from pharos.dicom.charset import TextDecoder
+from pharos.dicom.dictionary import NUMBER_VRS, STRING_VRS, dictionary_vr
 
-# VRs whose bytes are in the dataset's character set; the others are ASCII.
-_CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
-_TEXT_VRS = _CHARSET_VRS | frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"})
-_NUMBER_FORMATS = {
-    "US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q", "UV": "Q",
-}  # fmt: skip
-# Where ISO 2022 escape sequences reset (PS3.5 6.1.2.5.3): value and component delimiters.
-_DELIMITERS = {"PN": {0x5C, 0x3D, 0x5E}, "LT": {0x0A, 0x0C, 0x0D}, "ST": {0x0A, 0x0C, 0x0D}}
-_VALUE_DELIMITER = {0x5C}
+_ASCII_TEXT = b"\n" + bytes(range(32, 127))
 
 
-def effective_vr(tag: int, vr: str | None) -> str:
-    """The element's VR; for implicit VR or UN (CP 246: known tags sent as UN), the
-    dictionary's, as pydicom does."""
-    if vr and vr != "UN":
-        return vr
-    try:
-        return str(dictionary_VR(tag)).split(" or ")[0]
-    except KeyError:
-        return "UN"
+def cstring(raw: bytes, padding: bytes) -> bytes:
+    """What DCMTK's getString() gives: trailing padding removed, then cut at the first NUL."""
+    raw = raw.rstrip(padding)
+    nul = raw.find(b"\x00")
+    return raw if nul < 0 else raw[:nul]
 
 
-def raw_text(
-    tag: int, vr: str | None, raw: bytes, little_endian: bool, codecs: Sequence[str]
-) -> str | None:
-    """The value as Orthanc's string form, or None for binary and sequence values.
+def text_value(raw: bytes, vr: str, decoder: TextDecoder) -> str:
+    """A string VR's value (UI is padded with NUL, the others with spaces)."""
+    if not raw:
+        return ""
+    return decoder.decode(cstring(raw, b"\x00" if vr == "UI" else b" "), vr)
 
-    Multiple values are joined with a backslash, as in the file; trailing padding is removed.
-    """
-    vr = effective_vr(tag, vr)
-    if vr in _TEXT_VRS:
-        if vr in _CHARSET_VRS:
-            text = decode_bytes(raw, codecs, _DELIMITERS.get(vr, _VALUE_DELIMITER))
-        else:
-            text = raw.decode("latin-1")
-        return text.rstrip(" \x00")
-    fmt = _NUMBER_FORMATS.get(vr)
-    if fmt is None:
+
+def number_value(raw: bytes, vr: str, little_endian: bool, limit: int = 0) -> str | None:
+    """ApplyDcmtkToCTypeConverter: all the values when the length is a multiple of the item
+    size, else the first one; None (Null) when shorter than one item. With `limit`, a count
+    of values that cannot fit is returned as the sentinel '\\0' (TooLong) unformatted."""
+    code, size, fmt = NUMBER_VRS[vr]
+    length = len(raw)
+    if length < size:
         return None
-    size = struct.calcsize(fmt)
-    count = len(raw) // size
-    order = "<" if little_endian else ">"
-    numbers = struct.unpack(f"{order}{count}{fmt}", raw[: count * size])
-    return "\\".join(_number_text(n) for n in numbers)
+    count = length // size if length > size and length % size == 0 else 1
+    if limit and 2 * count - 1 > limit:
+        return "\0"
+    prefix = "<" if little_endian else ">"
+    return "\\".join(map(fmt, struct.unpack_from(f"{prefix}{count}{code}", raw)))
 
 
-def _number_text(number: float) -> str:
-    if isinstance(number, float) and number.is_integer():
-        return str(int(number))
-    return str(number)
+def is_ascii_text(raw: bytes) -> bool:
+    """Toolbox::IsAsciiString: no NUL, nothing above 127, no control character but '\\n'."""
+    return not raw.translate(None, _ASCII_TEXT)
+
+
+def main_tag_value(
+    tag: int, vr: str | None, raw: bytes, little_endian: bool, decoder: TextDecoder
+) -> str | None:
+    """A top-level element's value as indexed (and shown), or None if not a string or number.
+
+    Implicit VR, and UN (CP 246: known tags sent as UN), take the dictionary's VR, as pydicom
+    does. Orthanc 1.10 (DCMTK without UN conversion) sees no value in UN elements and so
+    refuses files whose UIDs are sent as UN; Pharos stores them.
+    """
+    if not vr or vr == "UN":
+        vr = dictionary_vr(tag, None)
+    if vr in STRING_VRS:
+        return text_value(raw, vr, decoder)
+    if vr in NUMBER_VRS:
+        return number_value(raw, vr, little_endian)
+    return None

@@ -7,14 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from pharos.dicom.content import content, number_of_frames
-from pharos.dicom.orthanc_json import (
-    TagFormat,
-    convert_format,
-    dataset_to_json,
-    extract_module,
-    header_to_json,
-    shared_tags,
-)
+from pharos.dicom.modules import extract_module, shared_tags
+from pharos.dicom.orthanc_json import TagFormat, convert_format, dataset_to_json, header_to_json
 from pharos.index.base import Index, ResourceRef
 from pharos.model.errors import unknown_resource
 from pharos.model.levels import Level

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from pharos.dicom.orthanc_json import TagFormat, format_from_query, parse_ignore_length
+from pharos.dicom.dictionary import parse_ignore_length
+from pharos.dicom.orthanc_json import TagFormat, format_from_query
 from pharos.http.responses import JsonResponse
 from pharos.model.levels import Level
 from pharos.services.container import Services
