@@ -75,6 +75,8 @@ def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
             access_log=verbose,
             timeout_keep_alive=30 if config.get_bool("KeepAlive") else 0,
             server_header=False,
+            # Orthanc trusts no X-Forwarded-* header; neither does Pharos (RemoteIP metadata).
+            proxy_headers=False,
         )
     )
     server.run()

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from pharos.config import Config
 from pharos.dicom.charset import canonical_encoding
@@ -110,7 +110,7 @@ class ServerContext:
         self.stability = StabilityMonitor(self.index, options.stable_age)
         self._cleanup: threading.Thread | None = None
 
-    def create_app(self) -> FastAPI:
+    def create_app(self) -> ASGIApp:
         return create_app(self.services, self.http_options, self.start, self.stop)
 
     def start(self) -> None:

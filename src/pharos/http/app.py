@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import anyio.to_thread
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pharos import __version__
 from pharos.http.errors import install_error_handlers
@@ -32,7 +33,9 @@ def create_app(
     options: HttpOptions,
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
-) -> FastAPI:
+) -> ASGIApp:
+    """The REST API behind the security checks; uploads take a shortcut (see UploadEndpoint)."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Services are synchronous; handlers run them on this many worker threads.
@@ -42,6 +45,7 @@ def create_app(
         try:
             yield
         finally:
+            uploads.close()
             if on_shutdown is not None:
                 on_shutdown()
 
@@ -55,15 +59,33 @@ def create_app(
     )
     app.state.describe_errors = options.describe_errors
     install_error_handlers(app)
-    for module in (upload, resources, instances, logs, system):
+    uploads = upload.UploadEndpoint(services, options.describe_errors, options.threads)
+    app.include_router(upload.router(uploads))
+    for module in (resources, instances, logs, system):
         app.include_router(module.router(services))
-
     if options.compression:
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
-    app.add_middleware(
-        SecurityMiddleware,
+
+    shortcut = Shortcuts(app, {("POST", "/instances"): uploads})
+    return SecurityMiddleware(
+        shortcut,
         remote_access_allowed=options.remote_access_allowed,
         authentication_enabled=options.authentication_enabled,
         users=options.users,
     )
-    return app
+
+
+class Shortcuts:
+    """Sends a few hot routes straight to their ASGI endpoint; everything else to the app."""
+
+    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], ASGIApp]):
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self.routes.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

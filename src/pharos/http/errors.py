@@ -58,8 +58,22 @@ def error_response(
     http_status: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    return json_error(
+        request, code, details, http_status, headers, request.app.state.describe_errors
+    )
+
+
+def json_error(
+    request: Request,
+    code: ErrorCode,
+    details: str | None,
+    http_status: int | None = None,
+    headers: dict[str, str] | None = None,
+    describe: bool = True,
+) -> Response:
+    """Orthanc's error JSON (only the status when `HttpDescribeErrors` is false)."""
     status = http_status or code.http_status
-    if not request.app.state.describe_errors:
+    if not describe:
         return Response(status_code=status, headers=headers)
     body = error_body(request.method, request.url.path, code, status, details)
     return JsonResponse(body, status_code=status, headers=headers)
