@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
@@ -61,8 +62,10 @@ def run_with_retry(engine: Engine, work: Callable[[Connection], T]) -> T:
         try:
             with engine.begin() as conn:
                 return work(conn)
-        except DBAPIError as exc:
-            state = getattr(exc.orig, "sqlstate", None)
+        except (DBAPIError, psycopg.Error) as exc:
+            # Raw psycopg errors come from statements run on the DBAPI cursor (compiled.py).
+            original = exc.orig if isinstance(exc, DBAPIError) else exc
+            state = getattr(original, "sqlstate", None)
             if state not in _RETRYABLE or attempt == MAX_ATTEMPTS:
                 raise
             log.debug("retrying a transaction after SQLSTATE %s (attempt %d)", state, attempt)

@@ -62,7 +62,7 @@ class SqlIndex:
         self._description = description
         self._on_close = on_close
         self._dialect = read_engine.dialect.name
-        self._stmts = writes.WriteStatements(self._dialect)
+        self._stmts = writes.WriteStatements(read_engine.dialect)
         r = resources
         self._q_lookup = select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk).where(
             r.c.public_id == bindparam("public_id")

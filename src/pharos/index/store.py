@@ -35,6 +35,14 @@ from pharos.model.timeutil import iso_from_epoch
 
 
 @dataclass(frozen=True, slots=True)
+class _Row:
+    pk: int
+    level: int
+    public_id: str
+    parent_pk: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreRequest:
     new: NewInstance
     overwrite: bool
@@ -51,7 +59,7 @@ def store_instances(
 ) -> list[StoreOutcome]:
     outcomes: list[StoreOutcome] = [StoreOutcome(StoreStatus.ALREADY_STORED)] * len(requests)
     wanted = {public_id for r in requests for public_id in r.new.ids.as_tuple()}
-    found = {row.public_id: row for row in conn.execute(stmts.lookup_many, {"ids": list(wanted)})}
+    found = {row[2]: _Row(*row) for row in stmts.lookup_many.run(conn, list(wanted))}
 
     # Which requests store something: not already stored (unless overwriting), not a repeat
     # of an earlier request of the batch.
@@ -99,8 +107,8 @@ def store_instances(
                 created.add(public_id)
 
     # The instances themselves.
-    conn.execute(
-        stmts.insert_resource_many,
+    stmts.insert_resource_many.executemany(
+        conn,
         [
             {
                 "level": int(Level.INSTANCE),
@@ -113,9 +121,7 @@ def store_instances(
         ],
     )
     instance_ids = [requests[i].new.ids.instance for i in to_store]
-    instance_pks = {
-        row.public_id: row.pk for row in conn.execute(stmts.lookup_many, {"ids": instance_ids})
-    }
+    instance_pks = {row[2]: row[0] for row in stmts.lookup_many.run(conn, instance_ids)}
     rows = []
     files = []
     for i in to_store:
@@ -125,8 +131,8 @@ def store_instances(
             raise ConcurrentChange(f"instance {new.ids.instance} vanished")
         rows.append(_instance_row(instance_pk, new))
         files.append(_attachment_row(instance_pk, new))
-    conn.execute(stmts.level_inserts[Level.INSTANCE], rows)
-    conn.execute(stmts.insert_attachment, files)
+    stmts.level_inserts[Level.INSTANCE].executemany(conn, rows)
+    stmts.insert_attachment.executemany(conn, files)
 
     # The rows are written; wait for the files (written meanwhile) to be durable before
     # touching the parents, so that their row locks are not held during an fsync.
@@ -142,13 +148,12 @@ def store_instances(
     new_instances = Counter(requests[i].new.ids.series for i in to_store)
     series_counts: dict[str, int] = {}
     for series_id in sorted(new_instances, key=pks.__getitem__):
-        count = conn.execute(
-            stmts.touch_series,
-            {"target": pks[series_id], "now": now, "added": new_instances[series_id]},
-        ).scalar()
-        if count is None:
+        row = stmts.touch_series.execute(
+            conn, {"target": pks[series_id], "now": now, "added": new_instances[series_id]}
+        ).fetchone()
+        if row is None:
             raise ConcurrentChange("series deleted concurrently")
-        series_counts[series_id] = count
+        series_counts[series_id] = row[0]
     for level in (Level.STUDY, Level.PATIENT):
         child = Level(level + 1)
         added = Counter(
@@ -158,11 +163,10 @@ def store_instances(
         )
         targets = {_id_at(requests[i].new, level) for i in to_store}
         for public_id in sorted(targets, key=pks.__getitem__):
-            result = conn.execute(
-                stmts.touch,
-                {"target": pks[public_id], "now": now, "added": added.get(public_id, 0)},
+            cursor = stmts.touch.execute(
+                conn, {"target": pks[public_id], "now": now, "added": added.get(public_id, 0)}
             )
-            if result.rowcount != 1:
+            if cursor.rowcount != 1:
                 raise ConcurrentChange(f"{level.title} deleted concurrently")
 
     # The change log, in Orthanc's order for each instance: from the instance up to the
@@ -223,8 +227,8 @@ def _create_parent(
     parent_pk: int | None,
     new: NewInstance,
 ) -> tuple[int, bool]:
-    pk = conn.execute(
-        stmts.insert_resource,
+    inserted = stmts.insert_resource.execute(
+        conn,
         {
             "level": int(level),
             "public_id": public_id,
@@ -232,13 +236,14 @@ def _create_parent(
             "updated_at": new.now,
             "stable": False,
         },
-    ).scalar()
-    if pk is None:
+    ).fetchone()
+    if inserted is None:
         # Created by a concurrent transaction that has committed since (ON CONFLICT waited).
-        existing = conn.execute(stmts.select_pk, {"public_id": public_id}).scalar()
+        existing = stmts.select_pk.execute(conn, {"public_id": public_id}).fetchone()
         if existing is None:
             raise ConcurrentChange(f"{level.title} {public_id} vanished")
-        return existing, False
+        return existing[0], False
+    pk = inserted[0]
     row: dict[str, Any] = {"pk": pk}
     row.update(_tag_row(level, new.tags[level]))
     if level is Level.STUDY:
@@ -246,7 +251,7 @@ def _create_parent(
     elif level is Level.SERIES:
         row["expected_instances"] = new.expected_instances
         row["remote_aet"] = new.reception.remote_aet
-    conn.execute(stmts.level_inserts[level], row)
+    stmts.level_inserts[level].execute(conn, row)
     return pk, True
 
 

@@ -12,11 +12,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, false, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from pharos.index.base import (
     DeleteOutcome,
     ResourceRef,
 )
+from pharos.index.compiled import Compiled, CompiledInserts, LookupByPublicIds
 from pharos.index.schema import (
     LEVEL_TABLES,
     Key,
@@ -39,23 +41,31 @@ def insert_for(dialect: str, table: Any) -> Any:
 
 
 class WriteStatements:
-    """Statements built once per index: SQLAlchemy then reuses their compiled form."""
+    """The statements of the write paths, compiled once for the index's dialect.
 
-    def __init__(self, dialect: str):
+    The store path runs them on the DBAPI cursor (`compiled.py`); rarer paths use SQLAlchemy.
+    """
+
+    def __init__(self, dialect: Dialect):
+        name = dialect.name
         r = resources
-        self.lookup_many = select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk).where(
-            r.c.public_id.in_(bindparam("ids", expanding=True))
-        )
-        self.insert_resource = (
-            insert_for(dialect, r)
+        self.lookup_many = LookupByPublicIds(dialect)
+        self.insert_resource = Compiled(
+            insert_for(name, r)
             .on_conflict_do_nothing(index_elements=[r.c.public_id])
-            .returning(r.c.pk)
+            .returning(r.c.pk),
+            dialect,
+            _RESOURCE_KEYS,
         )
-        self.select_pk = select(r.c.pk).where(r.c.public_id == bindparam("public_id"))
-        self.insert_resource_many = insert_for(dialect, r).on_conflict_do_nothing(
-            index_elements=[r.c.public_id]
+        self.insert_resource_many = Compiled(
+            insert_for(name, r).on_conflict_do_nothing(index_elements=[r.c.public_id]),
+            dialect,
+            _RESOURCE_KEYS,
         )
-        self.touch_series = (
+        self.select_pk = Compiled(
+            select(r.c.pk).where(r.c.public_id == bindparam("public_id")), dialect
+        )
+        touch = (
             update(r)
             .where(r.c.pk == bindparam("target"))
             .values(
@@ -63,20 +73,17 @@ class WriteStatements:
                 stable=False,
                 child_count=r.c.child_count + bindparam("added"),
             )
-            .returning(r.c.child_count)
         )
-        self.touch = (
-            update(r)
-            .where(r.c.pk == bindparam("target"))
-            .values(
-                updated_at=bindparam("now"),
-                stable=False,
-                child_count=r.c.child_count + bindparam("added"),
-            )
-        )
-        self.insert_changes = changes.insert()
-        self.insert_attachment = attachments.insert()
-        self.level_inserts = {level: table.insert() for level, table in LEVEL_TABLES.items()}
+        self.touch_series = Compiled(touch.returning(r.c.child_count), dialect)
+        self.touch = Compiled(touch, dialect)
+        self.insert_changes = CompiledInserts(changes.insert(), dialect)
+        self.insert_attachment = CompiledInserts(attachments.insert(), dialect)
+        self.level_inserts = {
+            level: CompiledInserts(table.insert(), dialect) for level, table in LEVEL_TABLES.items()
+        }
+
+
+_RESOURCE_KEYS = ("level", "public_id", "parent_pk", "updated_at", "stable")
 
 
 def log_changes(
@@ -85,8 +92,8 @@ def log_changes(
     logged: list[tuple[ChangeType, Level, str]],
     date: str,
 ) -> None:
-    conn.execute(
-        stmts.insert_changes,
+    stmts.insert_changes.executemany(
+        conn,
         [
             {"change_type": int(kind), "level": int(level), "public_id": public_id, "date": date}
             for kind, level, public_id in logged
