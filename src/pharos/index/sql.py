@@ -26,6 +26,7 @@ from pharos.index.base import (
     Statistics,
     StoreOutcome,
 )
+from pharos.index.compiled import Compiled
 from pharos.index.schema import (
     LEVEL_TABLES,
     attachments,
@@ -64,8 +65,11 @@ class SqlIndex:
         self._dialect = read_engine.dialect.name
         self._stmts = writes.WriteStatements(read_engine.dialect)
         r = resources
-        self._q_lookup = select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk).where(
-            r.c.public_id == bindparam("public_id")
+        self._lookup = Compiled(
+            select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk).where(
+                r.c.public_id == bindparam("public_id")
+            ),
+            read_engine.dialect,
         )
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -108,10 +112,16 @@ class SqlIndex:
     # -- lookups ----------------------------------------------------------------------------
 
     def lookup(self, public_id: str) -> ResourceRef | None:
-        row = self._read(
-            lambda conn: conn.execute(self._q_lookup, {"public_id": public_id}).first()
-        )
-        return None if row is None else _ref(row)
+        # One statement needs no transaction: a pooled DBAPI connection, no BEGIN/COMMIT
+        # (this runs before every upload, to spare resent instances a file write).
+        raw = self._read_engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self._lookup.sql, self._lookup.bind({"public_id": public_id}))
+            row = cursor.fetchone()
+        finally:
+            raw.close()
+        return None if row is None else ResourceRef(row[0], Level(row[1]), row[2], row[3])
 
     def list_public_ids(self, level: Level, since: int, limit: int | None) -> list[str]:
         query = _paged(
