@@ -200,15 +200,11 @@ def test_changes_paging_and_clearing(index: SqlIndex) -> None:
     assert index.changes(0, 100) == ([], True)
 
 
-def test_unknown_files_and_properties(index: SqlIndex) -> None:
+def test_unknown_files(index: SqlIndex) -> None:
     stored = new_instance("1.1")
     index.store_instance(stored, False)
     stray = str(uuid.uuid4())
     assert index.unknown_files([stored.attachment.uuid, stray]) == {stray}
-    assert index.get_property("x") is None
-    index.set_property("x", "1")
-    index.set_property("x", "2")
-    assert index.get_property("x") == "2"
 
 
 def test_concurrent_stores_into_one_series(index: SqlIndex) -> None:

@@ -107,10 +107,3 @@ SPECIFIC_CHARACTER_SET = 0x00080005
 ALL_STORED_TAGS: frozenset[int] = frozenset(
     {t.tag for tags in MAIN_TAGS.values() for t in tags} | {SOP_CLASS_UID, SPECIFIC_CHARACTER_SET}
 )
-
-
-def main_tag_by_keyword(level: Level, keyword: str) -> MainTag | None:
-    for tag in MAIN_TAGS[level]:
-        if tag.keyword == keyword:
-            return tag
-    return None

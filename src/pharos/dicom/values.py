@@ -13,8 +13,6 @@ import struct
 from pharos.dicom.charset import TextDecoder
 from pharos.dicom.dictionary import NUMBER_VRS, STRING_VRS, dictionary_vr
 
-_ASCII_TEXT = b"\n" + bytes(range(32, 127))
-
 
 def cstring(raw: bytes, padding: bytes) -> bytes:
     """What DCMTK's getString() gives: trailing padding removed, then cut at the first NUL."""
@@ -43,11 +41,6 @@ def number_value(raw: bytes, vr: str, little_endian: bool, limit: int = 0) -> st
         return "\0"
     prefix = "<" if little_endian else ">"
     return "\\".join(map(fmt, struct.unpack_from(f"{prefix}{count}{code}", raw)))
-
-
-def is_ascii_text(raw: bytes) -> bool:
-    """Toolbox::IsAsciiString: no NUL, nothing above 127, no control character but '\\n'."""
-    return not raw.translate(None, _ASCII_TEXT)
 
 
 def main_tag_value(

@@ -17,7 +17,3 @@ class JsonResponse(Response):
 
 def text_response(text: str, status_code: int = 200) -> Response:
     return Response(text, status_code=status_code, media_type="text/plain")
-
-
-def empty_json() -> JsonResponse:
-    return JsonResponse({})

@@ -33,7 +33,6 @@ from pharos.index.schema import (
     changes,
     exports,
     instances,
-    properties,
     resources,
 )
 from pharos.index.store import StoreRequest, StoreWork
@@ -210,21 +209,6 @@ class SqlIndex:
         row = self._read(lambda conn: conn.execute(query).first())
         return None if row is None else _attachment(row)
 
-    def instance_files(self, refs: list[ResourceRef]) -> dict[int, Attachment]:
-        a = attachments
-
-        def work(conn: Connection) -> dict[int, Attachment]:
-            found: dict[int, Attachment] = {}
-            for chunk in _chunks([ref.pk for ref in refs]):
-                query = select(a).where(
-                    a.c.resource_pk.in_(chunk), a.c.content_type == DICOM_CONTENT_TYPE
-                )
-                for row in conn.execute(query):
-                    found[row.resource_pk] = _attachment(row)
-            return found
-
-        return self._read(work)
-
     # -- logs -------------------------------------------------------------------------------
 
     def changes(self, since: int, limit: int) -> tuple[list[Change], bool]:
@@ -300,22 +284,6 @@ class SqlIndex:
             return unknown
 
         return self._read(work)
-
-    def get_property(self, name: str) -> str | None:
-        query = select(properties.c.value).where(properties.c.name == name)
-        value = self._read(lambda conn: conn.execute(query).scalar())
-        return None if value is None else str(value)
-
-    def set_property(self, name: str, value: str) -> None:
-        def work(conn: Connection) -> None:
-            stmt = writes.insert_for(self._dialect, properties).values(name=name, value=value)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[properties.c.name], set_={"value": value}
-                )
-            )
-
-        self._write(work)
 
 
 # -- query helpers ------------------------------------------------------------------------------

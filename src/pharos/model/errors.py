@@ -89,9 +89,5 @@ def unknown_resource(what: str) -> PharosError:
     return PharosError(ErrorCode.UNKNOWN_RESOURCE, f"Unknown resource: {what}")
 
 
-def bad_request(details: str) -> PharosError:
-    return PharosError(ErrorCode.BAD_REQUEST, details)
-
-
 def bad_file(details: str) -> PharosError:
     return PharosError(ErrorCode.BAD_FILE_FORMAT, details)
