@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # File writes in flight at once (each mostly waits on fsync).
 IO_THREADS = 16
+# Zip members are inflated in memory: a bound against archives that inflate without end.
+MAX_ARCHIVE_MEMBER = 2 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,13 @@ class StoreService:
                 if member.is_dir() or member.file_size == 0:
                     continue
                 if posixpath.basename(member.filename).upper() == "DICOMDIR":
+                    continue
+                if member.file_size > MAX_ARCHIVE_MEMBER:
+                    too_large = PharosError(
+                        ErrorCode.BAD_FILE_FORMAT,
+                        f"Zip member of {member.file_size} bytes (more than {MAX_ARCHIVE_MEMBER})",
+                    )
+                    results.append(ArchiveMemberFailure(member.filename, too_large))
                     continue
                 try:
                     content = archive.read(member)

@@ -113,3 +113,19 @@ def test_storage_compression_is_transparent(api_factory: Any) -> None:
     stats = client.get(f"/instances/{instance}/statistics").json()
     assert int(stats["DiskSize"]) < int(stats["UncompressedSize"]) == len(data)
     assert client.stored_files()[0].stat().st_size == int(stats["DiskSize"])
+
+
+def test_zip_member_claiming_a_huge_size_is_refused(api: Any) -> None:
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ok.dcm", make_dicom())
+        archive.writestr("bomb.dcm", b"tiny")
+    data = bytearray(buffer.getvalue())
+    # Forge the central directory's uncompressed size of the second member (3 GiB).
+    central = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, 3 << 30)
+    answer = api.post("/instances", content=bytes(data)).json()
+    assert [item["Status"] for item in answer] == ["Success", "Failure"]
+    assert "bytes" in answer[1]["Details"]
