@@ -82,6 +82,15 @@ def test_every_sample_file_is_stored_or_refused_clearly(server: ServerProcess) -
             tags = info.json().get("MainDicomTags", {})
             if not tags.get("SOPInstanceUID"):
                 problems.append(f"{name}: no SOPInstanceUID in MainDicomTags")
+            for route in ("tags", "tags?simplify", "header", "frames", "content"):
+                # A file with an invalid value (e.g. NumberOfFrames "1A") gets a clear 400.
+                reply = client.get(f"/instances/{instance}/{route}")
+                clear_refusal = reply.status_code == 400 and reply.json().get("Details")
+                if reply.status_code != 200 and not clear_refusal:
+                    problems.append(f"{name}: /{route} gives HTTP {reply.status_code}")
+            shown = client.get(f"/instances/{instance}/tags?short").json()
+            if answer["Status"] == "Success" and shown.get("0008,0018") != tags["SOPInstanceUID"]:
+                problems.append(f"{name}: /tags and MainDicomTags disagree on SOPInstanceUID")
     assert problems == [], "\n".join(problems)
     assert stored > 50
     print(f"stored {stored}, refused {refused}")
