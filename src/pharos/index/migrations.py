@@ -11,14 +11,21 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, select, text
 
-from pharos.index.schema import SCHEMA_VERSION, metadata, properties
+from pharos.index.schema import SCHEMA_VERSION, labels, metadata, properties
 from pharos.model.errors import ErrorCode, PharosError
 
 VERSION_PROPERTY = "SchemaVersion"
 _ADVISORY_LOCK_KEY = 0x50484152  # "PHAR"
 
+
+def _add_labels(conn: Connection) -> None:
+    labels.create(conn)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_labels,
+}
 
 
 def migrate(conn: Connection) -> int:

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from pharos.dicom.maintags import INSTANCE_TAGS, PATIENT_TAGS, SERIES_TAGS, STUDY_TAGS, MainTag
 from pharos.model.levels import Level
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # SQLite only aliases the rowid (fast, auto-incrementing) for a column typed exactly INTEGER.
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -136,6 +136,15 @@ resource_metadata = Table(
     Column("value", Text, nullable=False),
     Column("revision", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("resource_pk", "type"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("resource_pk", Key, ForeignKey("resources.pk", ondelete="CASCADE"), nullable=False),
+    Column("label", String(64), nullable=False),
+    PrimaryKeyConstraint("resource_pk", "label"),
+    Index("ix_labels_label", "label"),
 )
 
 # The change log outlives the resources it names: it is the outbox every event sink follows.
