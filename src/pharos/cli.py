@@ -1,4 +1,4 @@
-"""The `pharos` command: `serve` and `config`."""
+"""The `pharos` command: `serve`, `import` and `config`."""
 
 from __future__ import annotations
 
@@ -32,12 +32,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default=None, help="listen address (default: all interfaces)")
 
     commands.add_parser("config", help="print the default configuration")
+    _add_import_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "config":
         sys.stdout.write(render_default_config())
         return 0
+    if args.command == "import":
+        from pharos.importer.run import run_import
+
+        return run_import(args.paths, args.url, args.config, args.jobs)
     return _serve(args.config, args.verbose, args.host)
+
+
+def _add_import_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    command = commands.add_parser(
+        "import",
+        help="import DICOM files, folders and archives (zip, tar, tar.gz...)",
+        description="Send every DICOM file found in PATHs (files, folders walked recursively, "
+        "zip and tar archives, compressed or not) to a running Pharos or Orthanc "
+        "(--url), or store them in the local store of the configuration.",
+    )
+    command.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or archive")
+    target = command.add_mutually_exclusive_group()
+    target.add_argument(
+        "--url",
+        help="a running Pharos or Orthanc, e.g. http://user:password@localhost:8042 "
+        "(default: the local store, as `pharos serve` would open it)",
+    )
+    target.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="configuration of the local store, as for `pharos serve` (repeatable)",
+    )
+    command.add_argument(
+        "--jobs", type=int, default=4, metavar="N", help="files sent in parallel (default: 4)"
+    )
 
 
 def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
