@@ -834,6 +834,17 @@ ORTHANC_SETTINGS: tuple[Setting, ...] = (
         "effect on the synchronous generation of archives.",
     ),
     Setting(
+        "ExtraMainDicomTags",
+        {"Instance": [], "Series": [], "Study": [], "Patient": []},
+        dict,
+        "Main DICOM tags stored in the index in addition to Orthanc's default ones, for each "
+        'level ("Patient", "Study", "Series", "Instance"), by name or as "gggg,eeee" (new in '
+        "Orthanc 1.11.0). They are searched by /tools/find without reading the files, and "
+        'shown in the "MainDicomTags" of the resources. Instances stored before a change of '
+        "this option keep the tags they were indexed with until they are reconstructed (POST "
+        "/tools/reconstruct, or /{level}/{id}/reconstruct). Sequences are not supported.",
+    ),
+    Setting(
         "StorageAccessOnFind",
         "Always",
         str,
@@ -1207,7 +1218,6 @@ UNSUPPORTED: Mapping[str, str] = {
     "DelayedDeletion": _PLUGIN,
     "MultitenantDicom": _PLUGIN,
     "Indexer": _PLUGIN,
-    "ExtraMainDicomTags": _NEWER,
     "Warnings": _NEWER,
     "MaximumStorageMode": _NEWER,
     "JobsEngineThreadsCount": _NEWER,

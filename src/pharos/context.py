@@ -13,14 +13,17 @@ from starlette.types import ASGIApp
 
 from pharos.config import Config
 from pharos.dicom.charset import canonical_encoding
+from pharos.dicom.extra_tags import parse_extra_main_tags
 from pharos.http.app import HttpOptions, create_app
 from pharos.index.postgres import open_postgres_index, postgres_url
 from pharos.index.sql import SqlIndex
 from pharos.index.sqlite import open_sqlite_index
+from pharos.services.annotations import AnnotationService
 from pharos.services.changes import ChangeLogService
 from pharos.services.container import Services
 from pharos.services.deletion import DeletionService
 from pharos.services.files import FileService
+from pharos.services.find import FindService
 from pharos.services.maintenance import StabilityMonitor, remove_orphan_files
 from pharos.services.options import ServiceOptions
 from pharos.services.resources import ResourceService
@@ -59,12 +62,25 @@ class ServerContext:
             self.index = open_sqlite_index(index_dir)
         self.storage = FileSystemStorage(storage_dir)
 
+        extra_main_tags, extra_warnings = parse_extra_main_tags(
+            config.get_dict("ExtraMainDicomTags")
+        )
+        for warning in extra_warnings:
+            log.warning("configuration: %s", warning)
         options = ServiceOptions(
             overwrite_instances=config.get_bool("OverwriteInstances"),
             storage_compression=config.get_bool("StorageCompression"),
             store_md5=config.get_bool("StoreMD5ForAttachments"),
             default_encoding=canonical_encoding(config.get_str("DefaultEncoding")),
             stable_age=float(config.get_int("StableAge")),
+            case_sensitive_pn=config.get_bool("CaseSensitivePN"),
+            storage_access_on_find=config.get_str("StorageAccessOnFind"),
+            limit_find_results=config.get_int("LimitFindResults"),
+            limit_find_instances=config.get_int("LimitFindInstances"),
+            extra_main_tags=extra_main_tags,
+            user_metadata=config.get_dict("UserMetadata"),
+            user_content_types=config.get_dict("UserContentType"),
+            check_revisions=config.get_bool("CheckRevisions"),
         )
         remote_access = config.get_bool("RemoteAccessAllowed")
         authentication = config.get_bool("AuthenticationEnabled", remote_access)
@@ -92,6 +108,8 @@ class ServerContext:
             files=files,
             changes=ChangeLogService(self.index),
             tags=TagService(self.index, files, options),
+            find=FindService(self.index, files, options),
+            annotations=AnnotationService(self.index, self.storage, files, options),
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:

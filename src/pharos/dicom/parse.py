@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pharos.dicom.charset import TextDecoder
+from pharos.dicom.extra_tags import NO_EXTRA_TAGS, ExtraMainTags, tag_key
 from pharos.dicom.maintags import ALL_STORED_TAGS, MAIN_TAGS, SOP_CLASS_UID, SPECIFIC_CHARACTER_SET
 from pharos.dicom.structure import Structure, check_structure
 from pharos.dicom.values import main_tag_value
@@ -27,7 +28,9 @@ class ParsedInstance:
     sop_uid: str
     sop_class_uid: str | None
     transfer_syntax_uid: str
-    tags: dict[Level, dict[str, str]]  # main DICOM tags present in the file, by keyword
+    # Main DICOM tags present in the file, by keyword, and the configured extra main tags
+    # (`ExtraMainDicomTags`, keyed by keyword or 'gggg,eeee').
+    tags: dict[Level, dict[str, str]]
 
     @property
     def expected_instances(self) -> int | None:
@@ -43,15 +46,20 @@ class ParsedInstance:
         return None
 
 
-def parse_instance(data: bytes, default_encoding: str = "Latin1") -> ParsedInstance:
+def parse_instance(
+    data: bytes, default_encoding: str = "Latin1", extra: ExtraMainTags = NO_EXTRA_TAGS
+) -> ParsedInstance:
     """Check and summarise a DICOM file; `PharosError(BAD_FILE_FORMAT)` says why it is refused."""
     if not data:
         raise bad_file("Received an empty DICOM file")
-    structure = check_structure(data, MAX_SEQUENCE_DEPTH, ALL_STORED_TAGS)
-    return summarise(structure, default_encoding)
+    wanted = extra.wanted if extra else ALL_STORED_TAGS
+    structure = check_structure(data, MAX_SEQUENCE_DEPTH, wanted)
+    return summarise(structure, default_encoding, extra)
 
 
-def summarise(structure: Structure, default_encoding: str) -> ParsedInstance:
+def summarise(
+    structure: Structure, default_encoding: str, extra: ExtraMainTags = NO_EXTRA_TAGS
+) -> ParsedInstance:
     """The identifiers and main tags, from the raw values the structure check collected."""
     values = structure.values
     little = structure.little_endian
@@ -73,6 +81,11 @@ def summarise(structure: Structure, default_encoding: str) -> ParsedInstance:
             if text is not None:
                 level_values[main_tag.keyword] = text
         tags[level] = level_values
+    for level, extra_tags in extra.by_level.items():
+        for tag in extra_tags:
+            text = value(tag, decoder)
+            if text is not None:
+                tags[level][tag_key(tag)] = text
 
     # Hashed exactly as indexed (and as Orthanc hashes them): padding is already removed.
     patient_id = tags[Level.PATIENT].get("PatientID", "")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from pharos.index.base_annotations import AnnotationIndex
+from pharos.index.base_search import SearchIndex
 from pharos.model.changes import Change
 from pharos.model.ids import ResourceIds
 from pharos.model.levels import Level
@@ -86,6 +88,7 @@ class ResourceInfo:
     file_size: int | None = None  # instances only
     file_uuid: str | None = None
     index_in_series: int | None = None
+    labels: list[str] = field(default_factory=list)  # sorted (Orthanc 1.12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +147,7 @@ class ConcurrentChange(Exception):
     cause it)."""
 
 
-class Index(Protocol):
+class Index(SearchIndex, AnnotationIndex, Protocol):
     """What the services need from the metadata database; thread-safe."""
 
     def describe(self) -> str: ...

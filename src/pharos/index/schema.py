@@ -5,6 +5,13 @@ own table, one row per resource, whose columns are that level's main DICOM tags 
 hit indexed columns, not an entity-attribute-value table) and the built-in metadata that
 Orthanc keeps for that level. Studies also keep a copy of the patient tags they were
 received with, as Orthanc does (`PatientMainDicomTags`), so study searches need no join.
+
+Each main tag column `x` has a twin `x_ci` holding the value folded to upper case
+(`pharos.dicom.matching.fold`): /tools/find compares it when the search is case-insensitive
+(the default), through indexes on the tags searched most. The folded columns compare
+byte-wise on both backends (BINARY on SQLite, COLLATE "C" on PostgreSQL), so that ranges,
+prefix wildcards and results are the same everywhere. `ExtraMainDicomTags` (Orthanc 1.11) go
+to `extra_tags`, one row per resource and tag (a study also holds its patient's).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from sqlalchemy import (
 from pharos.dicom.maintags import INSTANCE_TAGS, PATIENT_TAGS, SERIES_TAGS, STUDY_TAGS, MainTag
 from pharos.model.levels import Level
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # SQLite only aliases the rowid (fast, auto-incrementing) for a column typed exactly INTEGER.
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -47,8 +54,18 @@ def _resource_pk() -> Column:
     )
 
 
+# Byte-wise comparison on PostgreSQL too: identical ranges and LIKE prefixes use the index.
+SearchText = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+def folded(column: str) -> str:
+    """The name of the folded (upper-case) twin of a main tag column."""
+    return column + "_ci"
+
+
 def _tag_columns(tags: tuple[MainTag, ...]) -> list[Column]:
-    return [Column(tag.column, Text) for tag in tags]
+    columns = [Column(tag.column, Text) for tag in tags]
+    return columns + [Column(folded(tag.column), SearchText) for tag in tags]
 
 
 resources = Table(
@@ -188,6 +205,40 @@ Index("ix_studies_accession_number", studies.c.accession_number)
 Index("ix_series_series_instance_uid", series.c.series_instance_uid)
 Index("ix_series_modality", series.c.modality)
 Index("ix_instances_sop_instance_uid", instances.c.sop_instance_uid)
+
+extra_tags = Table(
+    "extra_tags",
+    metadata,
+    Column("resource_pk", Key, ForeignKey("resources.pk", ondelete="CASCADE"), nullable=False),
+    Column("tag", Integer, nullable=False),
+    # The level the tag belongs to: a study's rows hold its own tags and its patient's.
+    Column("level", SmallInteger, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("value_ci", SearchText, nullable=False),
+    PrimaryKeyConstraint("resource_pk", "tag"),
+    Index("ix_extra_tags_value_ci", "tag", "value_ci"),
+    Index("ix_extra_tags_value", "tag", "value"),
+)
+
+# /tools/find: the folded twins of the tags searched most, with the primary key so that an
+# equality lookup comes out in creation order (ORDER BY pk LIMIT n stops early).
+SEARCH_INDEXES: list[Index] = [
+    Index(f"ix_{table.name}_{folded(column)}", table.c[folded(column)], table.c.pk)
+    for table, column in (
+        (patients, "patient_id"),
+        (patients, "patient_name"),
+        (studies, "patient_id"),
+        (studies, "patient_name"),
+        (studies, "patient_birth_date"),
+        (studies, "study_date"),
+        (studies, "accession_number"),
+        (studies, "study_instance_uid"),
+        (studies, "study_description"),
+        (series, "modality"),
+        (series, "series_instance_uid"),
+        (instances, "sop_instance_uid"),
+    )
+]
 
 LEVEL_TABLES: dict[Level, Table] = {
     Level.PATIENT: patients,

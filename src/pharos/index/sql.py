@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 
 from pharos.dicom.maintags import MAIN_TAGS, PATIENT_TAGS
 from pharos.index import writes
+from pharos.index.annotations import AnnotationsMixin, attachment_from_row
 from pharos.index.base import (
     DICOM_CONTENT_TYPE,
     Attachment,
@@ -33,8 +34,10 @@ from pharos.index.schema import (
     changes,
     exports,
     instances,
+    labels,
     resources,
 )
+from pharos.index.search import SearchMixin
 from pharos.index.store import StoreRequest, StoreWork
 from pharos.model.changes import Change, ChangeType
 from pharos.model.errors import unknown_resource
@@ -48,7 +51,7 @@ _CHUNK = 500  # ids per IN (...) list
 AnyRow = Any
 
 
-class SqlIndex:
+class SqlIndex(SearchMixin, AnnotationsMixin):
     def __init__(
         self,
         *,
@@ -207,7 +210,7 @@ class SqlIndex:
         a = attachments
         query = select(a).where(a.c.resource_pk == ref.pk, a.c.content_type == content_type)
         row = self._read(lambda conn: conn.execute(query).first())
-        return None if row is None else _attachment(row)
+        return None if row is None else attachment_from_row(row)
 
     # -- logs -------------------------------------------------------------------------------
 
@@ -328,6 +331,7 @@ def _infos(conn: Connection, level: Level, rows: Sequence[AnyRow]) -> list[Resou
         for row in rows
     ]
     pks = [info.ref.pk for info in infos]
+    _fill_labels(conn, infos, pks)
     if level is not Level.INSTANCE:
         children: dict[int, list[str]] = defaultdict(list)
         for chunk in _chunks(pks):
@@ -360,6 +364,19 @@ def _infos(conn: Connection, level: Level, rows: Sequence[AnyRow]) -> list[Resou
                 info.file_uuid = file.uuid
                 info.file_size = file.uncompressed_size
     return infos
+
+
+def _fill_labels(conn: Connection, infos: list[ResourceInfo], pks: list[int]) -> None:
+    by_pk: dict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks(pks):
+        for row in conn.execute(
+            select(labels.c.resource_pk, labels.c.label)
+            .where(labels.c.resource_pk.in_(chunk))
+            .order_by(labels.c.label)
+        ):
+            by_pk[row.resource_pk].append(row.label)
+    for info in infos:
+        info.labels = by_pk.get(info.ref.pk, [])
 
 
 def _fill_series_status(
@@ -435,19 +452,6 @@ def _patient_tags_of(row: AnyRow) -> dict[str, str]:
     return {
         tag.keyword: mapping[tag.column] for tag in PATIENT_TAGS if mapping[tag.column] is not None
     }
-
-
-def _attachment(row: AnyRow) -> Attachment:
-    return Attachment(
-        content_type=row.content_type,
-        uuid=row.uuid,
-        compressed_size=row.compressed_size,
-        uncompressed_size=row.uncompressed_size,
-        compression=row.compression,
-        uncompressed_md5=row.uncompressed_md5,
-        compressed_md5=row.compressed_md5,
-        revision=row.revision,
-    )
 
 
 def _change(row: AnyRow) -> Change:

@@ -5,6 +5,11 @@ many statements as indexing one (one lookup, `executemany` inserts, one update p
 insert into the change log) and one commit. PostgreSQL runs the same code with a batch of one
 per transaction.
 
+Each main tag is written twice: as received, and folded to upper case for case-insensitive
+searches. `NewInstance.tags[level]` may also hold the configured extra main tags of the level
+(keys that are not main tag keywords): they go to `extra_tags`, all of the batch in one
+statement, and only when there are some.
+
 Correct when several processes share PostgreSQL: rows are created with INSERT ... ON CONFLICT
 DO NOTHING (never check-then-insert), parents are touched bottom-up in a fixed order (as a
 delete locks them), and a transaction that finds the tree changed under it raises
@@ -14,15 +19,17 @@ delete locks them), and a transaction that finds the tree changed under it raise
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, update
 
+from pharos.dicom.extra_tags import tag_of_key
 from pharos.dicom.maintags import MAIN_TAGS
+from pharos.dicom.matching import fold
 from pharos.index.base import ConcurrentChange, NewInstance, StoreOutcome, StoreStatus
-from pharos.index.schema import resources
+from pharos.index.schema import extra_tags, folded, resources
 from pharos.index.writes import (
     WriteStatements,
     log_changes,
@@ -64,6 +71,7 @@ def store_instances(
     # Which requests store something: not already stored (unless overwriting), not a repeat
     # of an earlier request of the batch.
     to_store: list[int] = []
+    extras: list[dict[str, Any]] = []  # rows of extra_tags
     replaced: dict[int, list[str]] = {}
     seen: set[str] = set()
     for i, request in enumerate(requests):
@@ -101,7 +109,7 @@ def store_instances(
                 continue
             if public_id in pks:
                 continue
-            pk, is_new = _create_parent(conn, stmts, level, public_id, parent_pk, new)
+            pk, is_new = _create_parent(conn, stmts, level, public_id, parent_pk, new, extras)
             pks[public_id] = pk
             if is_new:
                 created.add(public_id)
@@ -131,8 +139,11 @@ def store_instances(
             raise ConcurrentChange(f"instance {new.ids.instance} vanished")
         rows.append(_instance_row(instance_pk, new))
         files.append(_attachment_row(instance_pk, new))
+        add_extra_rows(extras, instance_pk, Level.INSTANCE, new.tags[Level.INSTANCE])
     stmts.level_inserts[Level.INSTANCE].executemany(conn, rows)
     stmts.insert_attachment.executemany(conn, files)
+    if extras:
+        conn.execute(extra_tags.insert(), extras)
 
     # The rows are written; wait for the files (written meanwhile) to be durable before
     # touching the parents, so that their row locks are not held during an fsync.
@@ -226,6 +237,7 @@ def _create_parent(
     public_id: str,
     parent_pk: int | None,
     new: NewInstance,
+    extras: list[dict[str, Any]],
 ) -> tuple[int, bool]:
     inserted = stmts.insert_resource.execute(
         conn,
@@ -245,9 +257,11 @@ def _create_parent(
         return existing[0], False
     pk = inserted[0]
     row: dict[str, Any] = {"pk": pk}
-    row.update(_tag_row(level, new.tags[level]))
+    row.update(tag_row(level, new.tags[level]))
+    add_extra_rows(extras, pk, level, new.tags[level])
     if level is Level.STUDY:
-        row.update(_tag_row(Level.PATIENT, new.tags[Level.PATIENT]))
+        row.update(tag_row(Level.PATIENT, new.tags[Level.PATIENT]))
+        add_extra_rows(extras, pk, Level.PATIENT, new.tags[Level.PATIENT])
     elif level is Level.SERIES:
         row["expected_instances"] = new.expected_instances
         row["remote_aet"] = new.reception.remote_aet
@@ -255,13 +269,46 @@ def _create_parent(
     return pk, True
 
 
-def _tag_row(level: Level, values: dict[str, str]) -> dict[str, str | None]:
-    return {tag.column: values.get(tag.keyword) for tag in MAIN_TAGS[level]}
+_TAG_COLUMNS = {
+    level: tuple((tag.keyword, tag.column, folded(tag.column)) for tag in tags)
+    for level, tags in MAIN_TAGS.items()
+}
+_MAIN_KEYWORDS = {
+    level: frozenset(tag.keyword for tag in tags) for level, tags in MAIN_TAGS.items()
+}
+
+
+def tag_row(level: Level, values: Mapping[str, str]) -> dict[str, str | None]:
+    """The main tag columns of a level (and their folded twins), None where absent."""
+    row: dict[str, str | None] = {}
+    for keyword, column, folded_column in _TAG_COLUMNS[level]:
+        value = values.get(keyword)
+        row[column] = value
+        row[folded_column] = None if value is None else fold(value)
+    return row
+
+
+def add_extra_rows(
+    extras: list[dict[str, Any]], pk: int, level: Level, values: Mapping[str, str]
+) -> None:
+    """Rows of extra_tags for the values that are not main tags of the level."""
+    main = _MAIN_KEYWORDS[level]
+    for key, value in values.items():
+        if key not in main:
+            extras.append(
+                {
+                    "resource_pk": pk,
+                    "tag": tag_of_key(key),
+                    "level": int(level),
+                    "value": value,
+                    "value_ci": fold(value),
+                }
+            )
 
 
 def _instance_row(pk: int, new: NewInstance) -> dict[str, Any]:
     row: dict[str, Any] = {"pk": pk}
-    row.update(_tag_row(Level.INSTANCE, new.tags[Level.INSTANCE]))
+    row.update(tag_row(Level.INSTANCE, new.tags[Level.INSTANCE]))
     reception = new.reception
     row.update(
         index_in_series=new.index_in_series,

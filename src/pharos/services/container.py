@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pharos.services.annotations import AnnotationService
 from pharos.services.changes import ChangeLogService
 from pharos.services.deletion import DeletionService
 from pharos.services.files import FileService
+from pharos.services.find import FindService
 from pharos.services.options import ServiceOptions
 from pharos.services.resources import ResourceService
 from pharos.services.store import StoreService
@@ -24,3 +26,5 @@ class Services:
     files: FileService
     changes: ChangeLogService
     tags: TagService
+    find: FindService
+    annotations: AnnotationService

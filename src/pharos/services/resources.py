@@ -78,7 +78,7 @@ class ResourceService:
 
 
 def resource_json(info: ResourceInfo) -> dict[str, Any]:
-    """A resource as Orthanc 1.10 shows it (GET /{level}/{id})."""
+    """A resource as Orthanc 1.10 shows it (GET /{level}/{id}), with 1.12's "Labels"."""
     level = info.ref.level
     result: dict[str, Any] = {"ID": info.ref.public_id, "Type": level.title}
     if level.parent_key is not None:
@@ -98,6 +98,7 @@ def resource_json(info: ResourceInfo) -> dict[str, Any]:
     else:
         result["IsStable"] = info.stable
         result["LastUpdate"] = iso_from_epoch(info.updated_at)
+    result["Labels"] = info.labels
     return result
 
 

@@ -85,7 +85,8 @@ class StoreService:
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="pharos-store")
 
     def store(self, data: bytes, reception: Reception) -> StoreResult:
-        parsed = parse_instance(data, self._options.default_encoding)
+        options = self._options
+        parsed = parse_instance(data, options.default_encoding, options.extra_main_tags)
         return self.store_parsed(data, parsed, reception)
 
     def store_parsed(

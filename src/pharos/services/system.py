@@ -45,7 +45,7 @@ class SystemInfo:
             "StorageCompression": self.storage_compression,
             "OverwriteInstances": self.overwrite_instances,
             "Capabilities": {
-                "HasLabels": False,
+                "HasLabels": True,
                 "HasExtendedChanges": False,
                 "HasExtendedFind": False,
             },

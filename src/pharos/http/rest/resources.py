@@ -7,11 +7,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from pharos.dicom.orthanc_json import format_from_query
+from pharos.dicom.orthanc_json import TagFormat, format_from_query
 from pharos.http.arguments import flag, int_argument, optional_int_argument
 from pharos.http.responses import JsonResponse
 from pharos.model.levels import Level
 from pharos.services.container import Services
+from pharos.services.find_request import parse_requested_tags_argument
+
+
+def _shape(request: Request) -> tuple[TagFormat, tuple[int, ...]]:
+    """How resources are shown: the tag format (?simplify, ?short, ?full; simplified by
+    default) and the tags of `?requestedTags=a;b` (Orthanc 1.11)."""
+    fmt = format_from_query(request.query_params.keys(), TagFormat.SIMPLIFY)
+    return fmt, parse_requested_tags_argument(request.query_params.get("requestedTags"))
 
 
 def router(services: Services) -> APIRouter:
@@ -31,12 +39,15 @@ def _add_level_routes(api: APIRouter, services: Services, level: Level) -> None:
         since = int_argument(request, "since", 0)
         limit = optional_int_argument(request, "limit")
         if flag(request, "expand"):
-            return JsonResponse(resources.list_expanded(level, since, limit))
+            fmt, requested = _shape(request)
+            return JsonResponse(services.find.list_expanded(level, since, limit, fmt, requested))
         return JsonResponse(resources.list_ids(level, since, limit))
 
     @api.get(base + "/{id}", tags=tag, summary=f"Get one {level.title.lower()}")
-    def get_resource(id: str) -> JsonResponse:
-        return JsonResponse(resources.get(level, id))
+    def get_resource(id: str, request: Request) -> JsonResponse:
+        fmt, requested = _shape(request)
+        ref = resources.resolve(level, id)
+        return JsonResponse(services.find.expand([ref], fmt, requested)[0])
 
     @api.delete(base + "/{id}", tags=tag, summary=f"Delete one {level.title.lower()}")
     def delete_resource(id: str) -> JsonResponse:
@@ -89,10 +100,12 @@ def _add_children_route(
     )
     def children(id: str, request: Request) -> JsonResponse:
         ref = services.resources.resolve(level, id)
+        refs = services.resources.descendants(ref, lower)
         if "expand" in request.query_params and not flag(request, "expand"):
-            ids: list[Any] = [r.public_id for r in services.resources.descendants(ref, lower)]
+            ids: list[Any] = [r.public_id for r in refs]
             return JsonResponse(ids)
-        return JsonResponse(services.resources.descendants_json(ref, lower))
+        fmt, requested = _shape(request)
+        return JsonResponse(services.find.expand(refs, fmt, requested))
 
 
 def _add_parent_route(
@@ -103,6 +116,8 @@ def _add_parent_route(
         tags=tag,
         summary=f"The {upper.title.lower()} of the {level.title.lower()}",
     )
-    def parent(id: str) -> JsonResponse:
+    def parent(id: str, request: Request) -> JsonResponse:
         ref = services.resources.resolve(level, id)
-        return JsonResponse(services.resources.ancestor_json(ref, upper))
+        fmt, requested = _shape(request)
+        ancestor = services.resources.ancestor(ref, upper)
+        return JsonResponse(services.find.expand([ancestor], fmt, requested)[0])

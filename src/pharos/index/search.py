@@ -1,0 +1,282 @@
+"""Search in the SQL index: `SqlIndex` inherits these methods.
+
+Every method takes batches of resources and answers with a few statements whatever their
+number (chunks of IN lists), never one statement per resource.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+
+from pharos.dicom.computed import (
+    COUNTS,
+    INSTANCE_AVAILABILITY,
+    MODALITIES_IN_STUDY,
+    SOP_CLASSES_IN_STUDY,
+)
+from pharos.dicom.maintags import MAIN_TAGS
+from pharos.dicom.matching import fold
+from pharos.index.base import ResourceRef
+from pharos.index.base_search import FindQuery, LevelTags, MainTagsUpdate
+from pharos.index.query import FindStatement
+from pharos.index.schema import (
+    LEVEL_TABLES,
+    extra_tags,
+    folded,
+    instances,
+    patients,
+    resources,
+    series,
+    studies,
+)
+from pharos.index.store import add_extra_rows, tag_row
+from pharos.model.levels import Level
+
+T = TypeVar("T")
+_CHUNK = 500
+
+# /tools/lookup: the identifier of each level, as Orthanc's LookupIdentifierExact.
+_IDENTIFIERS = (
+    (Level.PATIENT, patients, "patient_id"),
+    (Level.STUDY, studies, "study_instance_uid"),
+    (Level.SERIES, series, "series_instance_uid"),
+    (Level.INSTANCE, instances, "sop_instance_uid"),
+)
+
+
+class SearchMixin:
+    if TYPE_CHECKING:
+        _dialect: str
+
+        def _read(self, work: Callable[[Connection], T]) -> T: ...
+
+        def _write(self, work: Callable[[Connection], T]) -> T: ...
+
+    def find(self, query: FindQuery, since: int = 0, limit: int | None = None) -> list[ResourceRef]:
+        statement = FindStatement(query, self._dialect).select(since, limit)
+        return self._read(lambda conn: [_ref(row) for row in conn.execute(statement)])
+
+    def lookup_identifier(self, value: str) -> list[ResourceRef]:
+        key = fold(value.strip())
+
+        def work(conn: Connection) -> list[ResourceRef]:
+            found: list[ResourceRef] = []
+            r = resources
+            for _level, table, column in _IDENTIFIERS:
+                found.extend(
+                    _ref(row)
+                    for row in conn.execute(
+                        select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk)
+                        .join(table, table.c.pk == r.c.pk)
+                        .where(table.c[folded(column)] == key)
+                        .order_by(r.c.pk)
+                    )
+                )
+            return found
+
+        return self._read(work)
+
+    def tag_values(self, level: Level, pks: list[int]) -> dict[int, LevelTags]:
+        statement = FindStatement(FindQuery(level), self._dialect)
+        # The table holding the tags of each level (and the resource whose extra tags they
+        # are): the level's own, then its ancestors' through the parent links.
+        sources = {upper: statement.source(upper) for upper in Level if upper <= level}
+        own = statement.table.c.pk
+        columns: list[Any] = [own]
+        owners: dict[Level, int] = {}  # level -> position of its pk in the row
+        mapping: list[tuple[int, Level, int]] = []  # (position, level, tag)
+        for upper, (table, pk) in sources.items():
+            if upper is Level.PATIENT and level is not Level.PATIENT:
+                continue  # the study's copy, read with the study
+            owners[upper] = len(columns)
+            columns.append(pk)
+            tag_levels = [upper, Level.PATIENT] if upper is Level.STUDY else [upper]
+            for tag_level in tag_levels:
+                for main in MAIN_TAGS[tag_level]:
+                    mapping.append((len(columns), tag_level, main.tag))
+                    columns.append(table.c[main.column])
+        query = select(*columns).select_from(statement.from_clause)
+
+        def work(conn: Connection) -> dict[int, LevelTags]:
+            result: dict[int, LevelTags] = {}
+            owner_of: dict[int, list[int]] = defaultdict(list)  # resource pk -> result pks
+            for chunk in _chunks(pks):
+                for row in conn.execute(query.where(own.in_(chunk))):
+                    values: LevelTags = defaultdict(dict)
+                    for position, tag_level, tag in mapping:
+                        if row[position] is not None:
+                            values[tag_level][tag] = row[position]
+                    result[row[0]] = values
+                    for position in owners.values():
+                        owner_of[row[position]].append(row[0])
+            for chunk in _chunks(list(owner_of)):
+                for row in conn.execute(
+                    select(
+                        extra_tags.c.resource_pk,
+                        extra_tags.c.level,
+                        extra_tags.c.tag,
+                        extra_tags.c.value,
+                    ).where(extra_tags.c.resource_pk.in_(chunk))
+                ):
+                    for target in owner_of[row.resource_pk]:
+                        result[target][Level(row.level)][row.tag] = row.value
+            return {pk: dict(values) for pk, values in result.items()}
+
+        return self._read(work)
+
+    def computed_tags(
+        self, level: Level, pks: list[int], wanted: frozenset[int]
+    ) -> dict[int, dict[int, str]]:
+        def work(conn: Connection) -> dict[int, dict[int, str]]:
+            result: dict[int, dict[int, str]] = {pk: {} for pk in pks}
+            for tag, (parent_level, counted) in COUNTS.items():
+                if tag in wanted and parent_level is level:
+                    for pk, count in _counts(conn, pks, int(counted) - int(level)).items():
+                        result[pk][tag] = str(count)
+            if level is Level.STUDY and MODALITIES_IN_STUDY in wanted:
+                _sets(conn, result, pks, MODALITIES_IN_STUDY, series.c.modality, 1)
+            if level is Level.STUDY and SOP_CLASSES_IN_STUDY in wanted:
+                _sets(conn, result, pks, SOP_CLASSES_IN_STUDY, instances.c.sop_class_uid, 2)
+            if level is Level.INSTANCE and INSTANCE_AVAILABILITY in wanted:
+                for values in result.values():
+                    values[INSTANCE_AVAILABILITY] = "ONLINE"
+            return result
+
+        return self._read(work)
+
+    def one_instance(self, refs: list[ResourceRef]) -> dict[int, ResourceRef]:
+        def work(conn: Connection) -> dict[int, ResourceRef]:
+            found: dict[int, ResourceRef] = {}
+            first: dict[int, int] = {}  # resource pk -> instance pk
+            for level in Level:
+                pks = [ref.pk for ref in refs if ref.level is level]
+                if level is Level.INSTANCE:
+                    found.update((ref.pk, ref) for ref in refs if ref.level is level)
+                    continue
+                depth = int(Level.INSTANCE) - int(level)
+                for chunk in _chunks(pks):
+                    chain, top, bottom = _descend(depth)
+                    first.update(
+                        conn.execute(
+                            select(top.c.pk, func.min(bottom.c.pk))
+                            .select_from(chain)
+                            .where(top.c.pk.in_(chunk))
+                            .group_by(top.c.pk)
+                        ).all()
+                    )
+            by_pk = _refs(conn, list(first.values()))
+            found.update(
+                (pk, by_pk[instance]) for pk, instance in first.items() if instance in by_pk
+            )
+            return found
+
+        return self._read(work)
+
+    def set_main_tags(self, updates: list[MainTagsUpdate]) -> None:
+        def work(conn: Connection) -> None:
+            extras: list[dict[str, Any]] = []
+            for level, table in LEVEL_TABLES.items():
+                rows = []
+                for item in updates:
+                    if item.level is not level:
+                        continue
+                    row: dict[str, Any] = {"pk_": item.pk, **tag_row(level, item.tags)}
+                    add_extra_rows(extras, item.pk, level, item.tags)
+                    if level is Level.STUDY:
+                        patient = item.patient_tags or {}
+                        row.update(tag_row(Level.PATIENT, patient))
+                        add_extra_rows(extras, item.pk, Level.PATIENT, patient)
+                    rows.append(row)
+                if rows:
+                    # Bound as "<column>_": SQLAlchemy reserves the column names themselves.
+                    keys = [key for key in rows[0] if key != "pk_"]
+                    conn.execute(
+                        update(table)
+                        .where(table.c.pk == bindparam("pk_"))
+                        .values({key: bindparam(key + "_") for key in keys}),
+                        [
+                            {"pk_": row["pk_"], **{f"{key}_": row[key] for key in keys}}
+                            for row in rows
+                        ],
+                    )
+            for chunk in _chunks([item.pk for item in updates]):
+                conn.execute(delete(extra_tags).where(extra_tags.c.resource_pk.in_(chunk)))
+            if extras:
+                conn.execute(extra_tags.insert(), extras)
+
+        self._write(work)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _descend(depth: int) -> tuple[Any, Any, Any]:
+    """resources r0 joined with its descendants `depth` levels down: (join, r0, r_depth)."""
+    aliases = [resources.alias(f"d{i}") for i in range(depth + 1)]
+    chain: Any = aliases[0]
+    for upper, lower in itertools.pairwise(aliases):
+        chain = chain.join(lower, lower.c.parent_pk == upper.c.pk)
+    return chain, aliases[0], aliases[-1]
+
+
+def _counts(conn: Connection, pks: list[int], depth: int) -> dict[int, int]:
+    counts = dict.fromkeys(pks, 0)
+    chain, top, bottom = _descend(depth)
+    for chunk in _chunks(pks):
+        counts.update(
+            conn.execute(
+                select(top.c.pk, func.count(bottom.c.pk))
+                .select_from(chain)
+                .where(top.c.pk.in_(chunk))
+                .group_by(top.c.pk)
+            ).all()
+        )
+    return counts
+
+
+def _sets(
+    conn: Connection,
+    result: dict[int, dict[int, str]],
+    pks: list[int],
+    tag: int,
+    column: Any,
+    depth: int,
+) -> None:
+    """The distinct values of `column` among the descendants `depth` levels down, sorted and
+    joined with backslashes (Orthanc's std::set), "" when there are none."""
+    values: dict[int, set[str]] = {pk: set() for pk in pks}
+    chain, top, bottom = _descend(depth)
+    chain = chain.join(column.table, column.table.c.pk == bottom.c.pk)
+    for chunk in _chunks(pks):
+        for pk, value in conn.execute(
+            select(top.c.pk, column).select_from(chain).where(top.c.pk.in_(chunk)).distinct()
+        ).tuples():
+            if value is not None:
+                values[pk].add(value)
+    for pk, found in values.items():
+        result[pk][tag] = "\\".join(sorted(found))
+
+
+def _refs(conn: Connection, pks: list[int]) -> dict[int, ResourceRef]:
+    r = resources
+    found: dict[int, ResourceRef] = {}
+    for chunk in _chunks(pks):
+        for row in conn.execute(
+            select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk).where(r.c.pk.in_(chunk))
+        ):
+            found[row.pk] = _ref(row)
+    return found
+
+
+def _ref(row: Any) -> ResourceRef:
+    return ResourceRef(row[0], Level(row[1]), row[2], row[3])
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
