@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, select
+from sqlalchemy import ColumnElement, FromClause, Select, String, select
 
 from pharos.dicom.matching import Constraint, Kind, glob_pattern, like_pattern
 from pharos.index.base_search import FindQuery, SortKey, SortSource, TagFilter
@@ -29,8 +29,6 @@ from pharos.index.schema import (
     studies,
 )
 from pharos.model.levels import Level
-
-_TEXT_SORT_COLUMNS_EXCLUDED = frozenset({"index_in_series", "pixel_data_offset"})
 
 
 class FindStatement:
@@ -187,7 +185,7 @@ class FindStatement:
             )
         else:
             expression = self.source(key.level)[0].c[str(key.key)]
-            if key.key not in _TEXT_SORT_COLUMNS_EXCLUDED:
+            if isinstance(expression.type, String):  # numbers sort as numbers
                 expression = self._text(expression)
         # NULL (no value) sorts first ascending, as SQLite does; said so for PostgreSQL.
         if key.descending:

@@ -63,6 +63,8 @@ class SearchMixin:
 
     def lookup_identifier(self, value: str) -> list[ResourceRef]:
         key = fold(value.strip())
+        if "\x00" in key:
+            return []  # no identifier holds a NUL (and PostgreSQL text cannot)
 
         def work(conn: Connection) -> list[ResourceRef]:
             found: list[ResourceRef] = []
@@ -255,7 +257,7 @@ def _sets(
     for chunk in _chunks(pks):
         for pk, value in conn.execute(
             select(top.c.pk, column).select_from(chain).where(top.c.pk.in_(chunk)).distinct()
-        ).tuples():
+        ):
             if value is not None:
                 values[pk].add(value)
     for pk, found in values.items():

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from pharos.dicom.computed import COMPUTED_TAGS
+from pharos.dicom.computed import COMPUTED_TAGS, SOP_CLASSES_IN_STUDY
 from pharos.dicom.dictionary import format_tag, tag_name
-from pharos.dicom.extra_tags import ExtraMainTags, tag_key, tag_of_key
+from pharos.dicom.extra_tags import ExtraMainTags, tag_of_key
 from pharos.dicom.maintags import MAIN_TAGS
+from pharos.dicom.matching import Constraint
 from pharos.dicom.orthanc_json import TagFormat, convert_format, dataset_to_json, main_tags_to_json
 from pharos.index.base import Index, ResourceInfo, ResourceRef
 from pharos.index.base_search import FindQuery
@@ -77,7 +78,8 @@ class FindService:
             for ref in chunk:
                 found = values.get(ref.pk, {})
                 if not all(
-                    f.constraint.matches(found.get(f.constraint.tag)) for f in request.post_filters
+                    _matches(f.constraint, found.get(f.constraint.tag))
+                    for f in request.post_filters
                 ):
                     continue
                 if skipped < request.since:
@@ -225,7 +227,10 @@ class FindService:
                 nodes = files[pk]
                 for tag in from_files:
                     node = nodes.get(_key(tag, fmt))
-                    answer[_key(tag, fmt)] = node
+                    if node is None:  # not in the file: Null (a Null node in full format)
+                        answer.update(main_tags_to_json({tag: None}, fmt))
+                    else:
+                        answer[_key(tag, fmt)] = node
             if fmt is TagFormat.SIMPLIFY:
                 answer = dict(sorted(answer.items()))
             answers.append(answer)
@@ -276,6 +281,14 @@ class FindService:
             self._reconstructor.resource(study)
 
 
+def _matches(constraint: Constraint, value: str | None) -> bool:
+    """A post filter on one value; SOPClassesInStudy holds one value per class, and matches
+    when any of them does (PS3.4 C.2.2.2: multiple values), as ModalitiesInStudy does."""
+    if constraint.tag == SOP_CLASSES_IN_STUDY and value:
+        return any(constraint.matches(item) for item in value.split("\\"))
+    return constraint.matches(value)
+
+
 def _text_of(node: Any) -> str | None:
     """The value of a full-format node if it is text (Null, TooLong and sequences match
     nothing, as in Orthanc)."""
@@ -295,7 +308,8 @@ def _tags_json(simplified: dict[str, str], extra: dict[int, str], fmt: TagFormat
     if fmt is TagFormat.SIMPLIFY:
         if not extra:
             return simplified
-        return {**simplified, **{tag_key(tag): value for tag, value in extra.items()}}
+        # Named as Orthanc names them (DCMTK's dictionary: 'RETIRED_' prefix included).
+        return {**simplified, **{tag_name(tag): value for tag, value in extra.items()}}
     values: dict[int, str | None] = {
         _KEYWORDS.get(keyword) or tag_of_key(keyword): value
         for keyword, value in simplified.items()

@@ -66,6 +66,9 @@ _METADATA_COLUMNS: dict[Level, dict[str, str]] = {
 }
 
 
+_MAX_METADATA = 65535  # Orthanc's metadata types (user metadata: 1024 to 65535)
+
+
 class Source(Enum):
     COMPUTED = "computed"
     FILE = "file"
@@ -159,6 +162,10 @@ def parse_find_request(
         tag = parse_tag_name(name)
         constraints = parse_constraints(tag, dictionary_vr(tag, None), value, case_sensitive)
         if not constraints:
+            continue
+        if "\x00" in value:
+            # No stored value holds a NUL (PostgreSQL text cannot): nothing can match.
+            never = True
             continue
         if tag == MODALITIES_IN_STUDY and level is Level.STUDY:
             modalities.extend(constraints)
@@ -340,7 +347,7 @@ def _metadata_order(
     number = BUILTIN_METADATA.get(name)
     if number is None and isinstance(user_metadata.get(name), int):
         number = int(user_metadata[name])
-    if number is None and name.isdigit():
+    if number is None and name.isascii() and name.isdigit() and 0 < int(name) <= _MAX_METADATA:
         number = int(name)
     if number is None:
         raise bad_request(f'Unknown metadata in "OrderBy": {name!r}')
