@@ -44,17 +44,30 @@ class FindStatement:
             self.resource, self.resource.c.pk == self.table.c.pk
         )
         self._parents: dict[Level, Any] = {}
+        self._reads_resources = False  # a parent level or LastUpdate: needs the join above
 
-    def select(self, since: int = 0, limit: int | None = None) -> Select[Any]:
+    def select(
+        self, since: int = 0, limit: int | None = None, keys_only: bool = False
+    ) -> Select[Any]:
+        """(pk, level, public_id, parent_pk) of the matching resources, sorted; with
+        `keys_only`, their pk alone, from the level table alone unless a constraint or the
+        order reads the resources table (then a second statement fetches the rows by pk:
+        PostgreSQL would rather hash-join a scan of all the resources to a thousand matches
+        than look each one up)."""
         conditions = [self._filter(f) for f in self.query.filters]
         if self.query.modalities:
             conditions.append(self._modalities(self.query.modalities))
         conditions.extend(self._labels())
         order = [self._sort(key) for key in self.query.order]
         r = self.resource
+        columns: tuple[Any, ...] = (r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk)
+        source = self._from
+        if keys_only:
+            columns = (self.table.c.pk,)
+            source = self._from if self._reads_resources else self.table
         statement = (
-            select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk)
-            .select_from(self._from)
+            select(*columns)
+            .select_from(source)
             .where(*conditions)
             .order_by(*order, self.table.c.pk)
         )
@@ -94,6 +107,7 @@ class FindStatement:
                 alias, alias.c.pk == parent.c.parent_pk
             )
         self._parents[level] = alias
+        self._reads_resources = True
         return alias
 
     # -- constraints -------------------------------------------------------------------------
@@ -169,6 +183,7 @@ class FindStatement:
     def _sort(self, key: SortKey) -> Any:
         expression: Any
         if key.source is SortSource.LAST_UPDATE:
+            self._reads_resources = True
             expression = self.resource.c.updated_at
         elif key.source is SortSource.METADATA:
             m = resource_metadata.alias("sm")

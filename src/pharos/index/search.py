@@ -11,7 +11,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from pharos.dicom.computed import (
     COUNTS,
@@ -58,8 +69,22 @@ class SearchMixin:
         def _write(self, work: Callable[[Connection], T]) -> T: ...
 
     def find(self, query: FindQuery, since: int = 0, limit: int | None = None) -> list[ResourceRef]:
-        statement = FindStatement(query, self._dialect).select(since, limit)
-        return self._read(lambda conn: [_ref(row) for row in conn.execute(statement)])
+        postgres = self._dialect == "postgresql"
+        statement = FindStatement(query, self._dialect).select(since, limit, keys_only=postgres)
+
+        def work(conn: Connection) -> list[ResourceRef]:
+            if not postgres:
+                return [_ref(row) for row in conn.execute(statement)]
+            if (conn.dialect.server_version_info or ()) >= (12,):
+                # psycopg prepares a statement run 5 times; PostgreSQL then switches to a
+                # generic plan, blind to the values: it may walk the primary key to find the
+                # few studies of a date range (10x slower). Plan each search for its values.
+                conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+            pks = list(conn.execute(statement).scalars())
+            found = _refs(conn, pks)
+            return [found[pk] for pk in pks if pk in found]  # unless deleted meanwhile
+
+        return self._read(work)
 
     def lookup_identifier(self, value: str) -> list[ResourceRef]:
         key = fold(value.strip())
@@ -108,7 +133,7 @@ class SearchMixin:
             result: dict[int, LevelTags] = {}
             owner_of: dict[int, list[int]] = defaultdict(list)  # resource pk -> result pks
             for chunk in _chunks(pks):
-                for row in conn.execute(query.where(own.in_(chunk))):
+                for row in conn.execute(query.where(keys_in(conn, own, chunk))):
                     values: LevelTags = defaultdict(dict)
                     for position, tag_level, tag in mapping:
                         if row[position] is not None:
@@ -123,7 +148,7 @@ class SearchMixin:
                         extra_tags.c.level,
                         extra_tags.c.tag,
                         extra_tags.c.value,
-                    ).where(extra_tags.c.resource_pk.in_(chunk))
+                    ).where(keys_in(conn, extra_tags.c.resource_pk, chunk))
                 ):
                     for target in owner_of[row.resource_pk]:
                         result[target][Level(row.level)][row.tag] = row.value
@@ -269,7 +294,9 @@ def _refs(conn: Connection, pks: list[int]) -> dict[int, ResourceRef]:
     found: dict[int, ResourceRef] = {}
     for chunk in _chunks(pks):
         for row in conn.execute(
-            select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk).where(r.c.pk.in_(chunk))
+            select(r.c.pk, r.c.level, r.c.public_id, r.c.parent_pk).where(
+                keys_in(conn, r.c.pk, chunk)
+            )
         ):
             found[row.pk] = _ref(row)
     return found
@@ -277,6 +304,14 @@ def _refs(conn: Connection, pks: list[int]) -> dict[int, ResourceRef]:
 
 def _ref(row: Any) -> ResourceRef:
     return ResourceRef(row[0], Level(row[1]), row[2], row[3])
+
+
+def keys_in(conn: Connection, column: Any, keys: list[int]) -> ColumnElement[bool]:
+    """`column IN (keys)`; on PostgreSQL `column = ANY(:keys)`, the keys in one array: the same
+    statement whatever their number, not one bind per key to render and parse each time."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, keys, type_=ARRAY(BigInteger())))
+    return column.in_(keys)
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

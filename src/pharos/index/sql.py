@@ -33,11 +33,12 @@ from pharos.index.schema import (
     attachments,
     changes,
     exports,
+    folded,
     instances,
     labels,
     resources,
 )
-from pharos.index.search import SearchMixin
+from pharos.index.search import SearchMixin, keys_in
 from pharos.index.store import StoreRequest, StoreWork
 from pharos.model.changes import Change, ChangeType
 from pharos.model.errors import unknown_resource
@@ -151,8 +152,11 @@ class SqlIndex(SearchMixin, AnnotationsMixin):
             by_pk: dict[int, ResourceInfo] = {}
             for level in Level:
                 pks = [ref.pk for ref in refs if ref.level is level]
+                # The level table's key, not resources.pk (whence PostgreSQL would hash-join a
+                # scan of the whole level table): each planner starts from that table's index.
+                key = LEVEL_TABLES[level].c.pk
                 for chunk in _chunks(pks):
-                    query = _info_query(level).where(resources.c.pk.in_(chunk))
+                    query = _info_query(level).where(keys_in(conn, key, chunk))
                     for info in _infos(conn, level, list(conn.execute(query))):
                         by_pk[info.ref.pk] = info
             return [by_pk[ref.pk] for ref in refs if ref.pk in by_pk]
@@ -298,6 +302,10 @@ def _paged(query: Select[Any], since: int, limit: int | None) -> Select[Any]:
     return query if limit is None else query.limit(max(0, limit))
 
 
+# The pk and the folded twins of the main tags: never shown, so not read.
+_NOT_SHOWN = frozenset({"pk"} | {folded(tag.column) for tags in MAIN_TAGS.values() for tag in tags})
+
+
 def _info_query(level: Level) -> Select[Any]:
     table = LEVEL_TABLES[level]
     parent = resources.alias("parent")
@@ -310,7 +318,7 @@ def _info_query(level: Level) -> Select[Any]:
             resources.c.updated_at,
             resources.c.stable,
             parent.c.public_id.label("parent_public_id"),
-            *[column for column in table.c if column.name != "pk"],
+            *[column for column in table.c if column.name not in _NOT_SHOWN],
         )
         .select_from(resources)
         .join(table, table.c.pk == resources.c.pk)
@@ -337,7 +345,7 @@ def _infos(conn: Connection, level: Level, rows: Sequence[AnyRow]) -> list[Resou
         for chunk in _chunks(pks):
             for row in conn.execute(
                 select(resources.c.parent_pk, resources.c.public_id)
-                .where(resources.c.parent_pk.in_(chunk))
+                .where(keys_in(conn, resources.c.parent_pk, chunk))
                 .order_by(resources.c.pk)
             ):
                 children[row.parent_pk].append(row.public_id)
@@ -352,7 +360,7 @@ def _infos(conn: Connection, level: Level, rows: Sequence[AnyRow]) -> list[Resou
                 select(
                     attachments.c.resource_pk, attachments.c.uuid, attachments.c.uncompressed_size
                 ).where(
-                    attachments.c.resource_pk.in_(chunk),
+                    keys_in(conn, attachments.c.resource_pk, chunk),
                     attachments.c.content_type == DICOM_CONTENT_TYPE,
                 )
             ):
@@ -371,7 +379,7 @@ def _fill_labels(conn: Connection, infos: list[ResourceInfo], pks: list[int]) ->
     for chunk in _chunks(pks):
         for row in conn.execute(
             select(labels.c.resource_pk, labels.c.label)
-            .where(labels.c.resource_pk.in_(chunk))
+            .where(keys_in(conn, labels.c.resource_pk, chunk))
             .order_by(labels.c.label)
         ):
             by_pk[row.resource_pk].append(row.label)
@@ -395,7 +403,7 @@ def _fill_series_status(
         for row in conn.execute(
             select(resources.c.parent_pk, instances.c.index_in_series)
             .join(instances, instances.c.pk == resources.c.pk)
-            .where(resources.c.parent_pk.in_(chunk))
+            .where(keys_in(conn, resources.c.parent_pk, chunk))
         ):
             indexes[row.parent_pk].append(row.index_in_series)
     for info in infos:
