@@ -77,6 +77,8 @@ def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pynetdicom tells every PDU and message at INFO; Pharos logs associations itself.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     try:
         config = load_config(paths)
     except ConfigError as exc:
@@ -89,12 +91,17 @@ def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
 
     from pharos.context import ServerContext
 
-    context = ServerContext(config)
+    try:
+        context = ServerContext(config)
+    except ValueError as exc:  # a setting that cannot be used (DicomModalities, ...)
+        print(f"pharos: configuration error: {exc}", file=sys.stderr)
+        return 2
     app = context.create_app()
     port = config.get_int("HttpPort")
     print(
         f"Pharos {__version__} ({context.system.name}) on http://{host or '0.0.0.0'}:{port}/ "
-        f"- index: {context.index.describe()} - storage: {context.storage.describe()}",
+        f"- index: {context.index.describe()} - storage: {context.storage.describe()} "
+        f"- {context.dicom.describe()}",
         file=sys.stderr,
         flush=True,
     )
@@ -112,7 +119,7 @@ def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
         )
     )
     server.run()
-    return 0
+    return 0 if server.started else 3  # 3: start-up failed (a port in use...), as uvicorn
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from pharos.config import Config
 from pharos.dicom.charset import canonical_encoding
 from pharos.dicom.extra_tags import parse_extra_main_tags
+from pharos.dimse import create_dicom_server
 from pharos.http.app import HttpOptions, create_app
 from pharos.index.postgres import open_postgres_index, postgres_url
 from pharos.index.sql import SqlIndex
@@ -126,12 +127,14 @@ class ServerContext:
             threads=max(4, config.get_int("HttpThreadsCount")),
         )
         self.stability = StabilityMonitor(self.index, options.stable_age)
+        self.dicom = create_dicom_server(config, self.services, self.index)
         self._cleanup: threading.Thread | None = None
 
     def create_app(self) -> ASGIApp:
         return create_app(self.services, self.http_options, self.start, self.stop)
 
     def start(self) -> None:
+        self.dicom.start()  # first: a DICOM port in use stops the start-up
         self.stability.start()
         grace = SHARED_INDEX_ORPHAN_GRACE if self.shared_index else 0.0
         self._cleanup = threading.Thread(
@@ -143,6 +146,7 @@ class ServerContext:
         self._cleanup.start()
 
     def stop(self) -> None:
+        self.dicom.stop()
         self.stability.stop()
         self.services.store.close()
         if self._cleanup is not None:

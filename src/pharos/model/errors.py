@@ -19,6 +19,7 @@ class ErrorCode(Enum):
     BAD_SEQUENCE_OF_CALLS = (6, 400, "Bad sequence of calls")
     INEXISTENT_ITEM = (7, 404, "Accessing an inexistent item")
     BAD_REQUEST = (8, 400, "Bad request")
+    NETWORK_PROTOCOL = (9, 500, "Error in the network protocol")
     DATABASE = (11, 500, "Error with the database engine")
     URI_SYNTAX = (12, 400, "Badly formatted URI")
     INEXISTENT_FILE = (13, 404, "Inexistent file")

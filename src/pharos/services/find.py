@@ -65,6 +65,10 @@ class FindService:
             return [ref.public_id for ref in refs]
         return self.expand(refs, request.fmt, request.requested)
 
+    def matching(self, request: FindRequest) -> list[ResourceRef]:
+        """The resources matching a request already checked (C-FIND builds its own)."""
+        return self._matching(request)
+
     def _matching(self, request: FindRequest) -> list[ResourceRef]:
         if request.never:
             return []

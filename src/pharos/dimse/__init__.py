@@ -1,0 +1,69 @@
+"""DICOM networking on pynetdicom: the server (SCP) of C-ECHO, C-STORE, C-FIND, C-MOVE and
+C-GET, calling the same services as the REST API."""
+
+from __future__ import annotations
+
+import logging
+
+from pharos.config import Config
+from pharos.dimse.handlers import ScpHandlers
+from pharos.dimse.options import DicomServerOptions
+from pharos.dimse.server import DicomServer
+from pharos.index.base import Index
+from pharos.services.container import Services
+from pharos.services.dicom_access import AccessRules, DicomAccess
+from pharos.services.dicom_query import DicomQueryService
+from pharos.services.dicom_retrieve import RetrieveService
+from pharos.services.modalities import DicomRequest, Modalities, parse_modalities
+
+__all__ = ["DicomServer", "DicomServerOptions", "create_dicom_server"]
+
+log = logging.getLogger(__name__)
+
+_ALWAYS_ALLOW = {
+    "DicomAlwaysAllowEcho": DicomRequest.ECHO,
+    "DicomAlwaysAllowStore": DicomRequest.STORE,
+    "DicomAlwaysAllowFind": DicomRequest.FIND,
+    "DicomAlwaysAllowFindWorklist": DicomRequest.FIND_WORKLIST,
+    "DicomAlwaysAllowMove": DicomRequest.MOVE,
+    "DicomAlwaysAllowGet": DicomRequest.GET,
+}
+_RISKY = ("DicomAlwaysAllowFind", "DicomAlwaysAllowMove", "DicomAlwaysAllowGet")
+
+
+def create_dicom_server(config: Config, services: Services, index: Index) -> DicomServer:
+    """The DICOM server of a configuration (not started). Raises ValueError for settings
+    that cannot be used."""
+    if config.get_bool("DicomTlsEnabled"):
+        raise ValueError("DicomTlsEnabled: DICOM TLS is not supported by Pharos yet")
+    options = DicomServerOptions.from_config(config)
+    if config.get_bool("DicomModalitiesInDatabase"):
+        log.warning(
+            "DicomModalitiesInDatabase is not supported yet: the modalities of "
+            "DicomModalities are used"
+        )
+    declared, warnings = parse_modalities(config.get_dict("DicomModalities"))
+    for warning in warnings:
+        log.warning("configuration: %s", warning)
+    always = frozenset(request for name, request in _ALWAYS_ALLOW.items() if config.get_bool(name))
+    if options.enabled:
+        for name in _RISKY:
+            if config.get_bool(name):
+                log.warning(
+                    "Security risk in the DICOM server: %s is on, so unknown modalities may use it",
+                    name,
+                )
+    access = DicomAccess(
+        AccessRules(
+            aet=options.aet,
+            check_called_aet=config.get_bool("DicomCheckCalledAet"),
+            check_modality_host=config.get_bool("DicomCheckModalityHost"),
+            always_allowed=always,
+        ),
+        Modalities.of(declared, strict_aet=config.get_bool("StrictAetComparison")),
+    )
+    query = DicomQueryService(index, services.files, services.find, services.options, options.aet)
+    handlers = ScpHandlers(
+        options, access, services.store, query, RetrieveService(index, services.files)
+    )
+    return DicomServer(options, handlers, access)

@@ -1,0 +1,321 @@
+"""The SCP side of each DICOM service: parse the request, check it is allowed, call a service,
+turn the outcome into DIMSE statuses.
+
+A refused request aborts the association, as in Orthanc: peers (dcmtk's tools among them) take
+"Refused: Not Authorized" (0124H) for an unknown status and carry on as if it were a success.
+Each refusal is logged with the AE title, the address and the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import build_context, evt
+from pynetdicom.association import Association
+from pynetdicom.events import Event
+
+from pharos.dicom.query import Identifier
+from pharos.dicom.transfer_syntaxes import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    UNCOMPRESSED,
+)
+from pharos.dimse.options import DicomServerOptions
+from pharos.index.base import Reception
+from pharos.model.errors import ErrorCode, PharosError
+from pharos.services.dicom_access import DicomAccess
+from pharos.services.dicom_query import DicomQueryService, IdentifierError
+from pharos.services.dicom_retrieve import RetrieveService, StoredInstance
+from pharos.services.modalities import DicomRequest, Modality
+from pharos.services.store import StoreService
+
+log = logging.getLogger(__name__)
+
+# DIMSE statuses (PS3.4 and PS3.7 annex C)
+SUCCESS = 0x0000
+PENDING = 0xFF00
+CANCEL = 0xFE00
+NOT_AUTHORIZED = 0x0124
+OUT_OF_RESOURCES = 0xA700
+IDENTIFIER_DOES_NOT_MATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000  # C-STORE: "Error: Cannot understand"
+UNABLE_TO_PROCESS = 0xC001  # C-FIND, C-MOVE, C-GET: "Failed: Unable to process"
+
+# A presentation context request may hold 128 contexts at most (PS3.8 9.3.2.2).
+MAXIMUM_CONTEXTS = 128
+# Proposed besides an uncompressed stored syntax: pynetdicom converts between them.
+_FALLBACK = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Who is on the other side of an association."""
+
+    aet: str
+    address: str
+    called_aet: str
+
+    @classmethod
+    def of(cls, assoc: Association) -> Peer:
+        request = assoc.requestor.primitive  # the A-ASSOCIATE request, as received
+        if request is None:
+            return cls(assoc.requestor.ae_title, assoc.requestor.address, "")
+        return cls(request.calling_ae_title, assoc.requestor.address, request.called_ae_title)
+
+    def __str__(self) -> str:
+        return f'AET "{self.aet}" ({self.address})'
+
+
+def status(code: int, comment: str | None = None) -> Dataset:
+    """A status with its Error Comment (LO: 64 characters at most)."""
+    dataset = Dataset()
+    dataset.Status = code
+    if comment:
+        dataset.ErrorComment = comment.replace("\\", "/")[:64]
+    return dataset
+
+
+def set_no_delay(event: Event) -> None:
+    """Send each PDU at once: with Nagle's algorithm, every small response would wait for
+    the peer's delayed ACK (about 40 ms per C-STORE on Linux)."""
+    sock = event.assoc.dul.socket
+    if sock is not None and sock.socket is not None:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class ScpHandlers:
+    """The event handlers of the DICOM server, bound to the services they call."""
+
+    def __init__(
+        self,
+        options: DicomServerOptions,
+        access: DicomAccess,
+        store: StoreService,
+        query: DicomQueryService,
+        retrieve: RetrieveService,
+    ):
+        self._options = options
+        self._access = access
+        self._store = store
+        self._query = query
+        self._retrieve = retrieve
+        # DicomThreadsCount: the requests doing work at once (stores, searches, file reads);
+        # associations themselves are not limited.
+        self._slots = threading.BoundedSemaphore(options.threads)
+
+    def bindings(self) -> list[tuple[Any, Any]]:
+        return [
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_STORE, self.on_store),
+            (evt.EVT_C_FIND, self.on_find),
+            (evt.EVT_C_MOVE, self.on_move),
+            (evt.EVT_C_GET, self.on_get),
+        ]
+
+    def _refused(self, event: Event, request: DicomRequest) -> bool:
+        """Whether `request` is refused (the association is then aborted)."""
+        peer = Peer.of(event.assoc)
+        reason = self._access.request_refusal(peer.aet, peer.address, request)
+        if reason is None:
+            return False
+        log.warning("Refused %s from %s: %s (association aborted)", request.value, peer, reason)
+        event.assoc.abort()
+        return True
+
+    # -- C-ECHO -----------------------------------------------------------------------------
+
+    def on_echo(self, event: Event) -> int:
+        if self._refused(event, DicomRequest.ECHO):
+            return NOT_AUTHORIZED  # not sent: the association is aborted
+        return SUCCESS
+
+    # -- C-STORE ----------------------------------------------------------------------------
+
+    def on_store(self, event: Event) -> int | Dataset:
+        if self._refused(event, DicomRequest.STORE):
+            return NOT_AUTHORIZED  # not sent: the association is aborted
+        peer = Peer.of(event.assoc)
+        reception = Reception(
+            origin="DicomProtocol",
+            remote_aet=peer.aet,
+            remote_ip=peer.address,
+            called_aet=peer.called_aet,
+        )
+        data = event.encoded_dataset()  # the file as received: meta header + data set
+        try:
+            with self._slots:
+                result = self._store.store(data, reception)
+        except PharosError as exc:
+            if exc.code is ErrorCode.BAD_FILE_FORMAT:
+                log.warning("C-STORE from %s not stored: %s", peer, exc)
+                return status(CANNOT_UNDERSTAND, str(exc))
+            log.error("C-STORE from %s failed: %s", peer, exc)
+            return status(OUT_OF_RESOURCES, str(exc))
+        except Exception as exc:
+            log.exception("C-STORE from %s failed", peer)
+            return status(OUT_OF_RESOURCES, f"{type(exc).__name__}: {exc}")
+        log.debug("C-STORE from %s: instance %s %s", peer, result.ids.instance, result.status.value)
+        return SUCCESS
+
+    # -- C-FIND -----------------------------------------------------------------------------
+
+    def on_find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+        if self._refused(event, DicomRequest.FIND):
+            return
+        peer = Peer.of(event.assoc)
+        try:
+            identifier = self._identifier(event)
+            with self._slots:
+                found = self._query.find(identifier)
+        except IdentifierError as exc:
+            log.warning("C-FIND from %s refused: %s", peer, exc)
+            yield status(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
+            return
+        except PharosError as exc:
+            log.warning("C-FIND from %s failed: %s", peer, exc)
+            yield status(UNABLE_TO_PROCESS, str(exc)), None
+            return
+        except Exception as exc:
+            log.exception("C-FIND from %s failed", peer)
+            yield status(UNABLE_TO_PROCESS, f"{type(exc).__name__}: {exc}"), None
+            return
+        log.info("C-FIND from %s at level %s: %d answers", peer, identifier.level, found.count)
+        try:
+            for answer in found.answers:
+                if event.is_cancelled:
+                    yield CANCEL, None
+                    return
+                yield PENDING, answer
+        except Exception as exc:
+            log.exception("C-FIND from %s failed while answering", peer)
+            yield status(UNABLE_TO_PROCESS, f"{type(exc).__name__}: {exc}"), None
+            return
+        if not found.complete:
+            log.warning(
+                "C-FIND from %s: more answers than LimitFindResults/LimitFindInstances", peer
+            )
+            yield CANCEL, None  # as Orthanc: matching terminated
+            return
+        yield SUCCESS, None
+
+    # -- C-MOVE -----------------------------------------------------------------------------
+
+    def on_move(self, event: Event) -> Iterator[Any]:
+        if self._refused(event, DicomRequest.MOVE):
+            return
+        peer = Peer.of(event.assoc)
+        target = event.move_destination or ""
+        destinations = self._access.modalities.by_aet(target)
+        if not destinations:
+            log.warning(
+                'C-MOVE from %s: the destination "%s" is not declared in DicomModalities',
+                peer,
+                target,
+            )
+            yield None, None  # "Refused: Move Destination unknown"
+            return
+        destination = destinations[0]
+        # Errors raised here (before the first answer) are answered with a failure status.
+        instances = self._instances(event, peer, "C-MOVE")
+        log.info(
+            'C-MOVE from %s: %d instances to "%s" (%s:%d)',
+            peer,
+            len(instances),
+            destination.aet,
+            destination.host,
+            destination.port,
+        )
+        yield destination.host, destination.port, self._store_association(destination, instances)
+        yield len(instances)
+        yield from self._sub_operations(event, instances)
+
+    def _store_association(
+        self, destination: Modality, instances: list[StoredInstance]
+    ) -> dict[str, Any]:
+        """How to associate with a C-MOVE destination: its AE title, and a presentation
+        context for each SOP class to send, with its stored transfer syntax (and the
+        uncompressed ones when it is uncompressed, so that any of them will do)."""
+        wanted: dict[str, list[str]] = {}
+        for instance in instances:
+            syntaxes = wanted.setdefault(instance.sop_class_uid, [])
+            if instance.transfer_syntax not in syntaxes:
+                syntaxes.append(instance.transfer_syntax)
+        contexts = []
+        for sop_class, syntaxes in wanted.items():
+            for syntax in syntaxes:
+                if syntax not in UNCOMPRESSED:
+                    contexts.append(build_context(sop_class, [syntax]))
+            native = [syntax for syntax in syntaxes if syntax in UNCOMPRESSED]
+            if native:
+                fallback = [syntax for syntax in _FALLBACK if syntax not in native]
+                contexts.append(build_context(sop_class, native + fallback))
+        if len(contexts) > MAXIMUM_CONTEXTS:
+            log.warning(
+                "C-MOVE to %s: %d presentation contexts needed, %d proposed; the instances "
+                "of the others will fail",
+                destination.aet,
+                len(contexts),
+                MAXIMUM_CONTEXTS,
+            )
+            contexts = contexts[:MAXIMUM_CONTEXTS]
+        return {
+            "ae_title": destination.aet,
+            "contexts": contexts,
+            "max_pdu": self._options.maximum_pdu_length,
+            "evt_handlers": [(evt.EVT_CONN_OPEN, set_no_delay)],
+        }
+
+    # -- C-GET ------------------------------------------------------------------------------
+
+    def on_get(self, event: Event) -> Iterator[Any]:
+        if self._refused(event, DicomRequest.GET):
+            return
+        peer = Peer.of(event.assoc)
+        instances = self._instances(event, peer, "C-GET")
+        log.info("C-GET from %s: %d instances", peer, len(instances))
+        yield len(instances)
+        yield from self._sub_operations(event, instances)
+
+    # -- shared by C-MOVE and C-GET ---------------------------------------------------------
+
+    def _identifier(self, event: Event) -> Identifier:
+        try:
+            dataset = event.identifier
+        except Exception as exc:
+            raise IdentifierError(f"Undecodable identifier: {exc}") from None
+        return self._query.identifier(dataset)
+
+    def _instances(self, event: Event, peer: Peer, service: str) -> list[StoredInstance]:
+        try:
+            identifier = self._identifier(event)
+            with self._slots:
+                return self._retrieve.instances(identifier, service)
+        except PharosError as exc:
+            log.warning("%s from %s refused: %s", service, peer, exc)
+            raise
+
+    def _sub_operations(
+        self, event: Event, instances: list[StoredInstance]
+    ) -> Iterator[tuple[int, Dataset | None]]:
+        for instance in instances:
+            if event.is_cancelled:
+                yield CANCEL, None
+                return
+            try:
+                with self._slots:
+                    dataset = self._retrieve.load(instance)
+            except PharosError as exc:
+                log.warning("Instance %s not sent: %s", instance.ref.public_id, exc)
+                # Without its SOP Class UID it cannot be sent: pynetdicom counts a failed
+                # sub-operation and lists the SOP Instance UID in the final answer.
+                dataset = Dataset()
+                dataset.SOPInstanceUID = instance.sop_instance_uid
+            yield PENDING, dataset
