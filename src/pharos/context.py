@@ -15,6 +15,7 @@ from pharos.config import Config
 from pharos.dicom.charset import canonical_encoding
 from pharos.dicom.extra_tags import parse_extra_main_tags
 from pharos.dimse import create_dicom_server
+from pharos.dimse.scu import ScuClient
 from pharos.http.app import HttpOptions, create_app
 from pharos.index.postgres import open_postgres_index, postgres_url
 from pharos.index.sql import SqlIndex
@@ -23,10 +24,15 @@ from pharos.services.annotations import AnnotationService
 from pharos.services.changes import ChangeLogService
 from pharos.services.container import Services
 from pharos.services.deletion import DeletionService
+from pharos.services.dicom_retrieve import RetrieveService
 from pharos.services.files import FileService
 from pharos.services.find import FindService
 from pharos.services.maintenance import StabilityMonitor, remove_orphan_files
+from pharos.services.modalities import parse_modalities
 from pharos.services.options import ServiceOptions
+from pharos.services.remote_dicom import RemoteDicomService, ScuSettings
+from pharos.services.remote_modalities import ModalityRegistry
+from pharos.services.remote_queries import QueryArchive, QueryService
 from pharos.services.resources import ResourceService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
@@ -100,10 +106,37 @@ class ServerContext:
             storage_description=self.storage.describe(),
         )
         files = FileService(self.index, self.storage)
+        store = StoreService(self.index, self.storage, options)
+        declared, modality_warnings = parse_modalities(config.get_dict("DicomModalities"))
+        for warning in modality_warnings:
+            log.warning("configuration: %s", warning)
+        registry = ModalityRegistry(
+            declared,
+            strict_aet=config.get_bool("StrictAetComparison"),
+            index=self.index if config.get_bool("DicomModalitiesInDatabase") else None,
+        )
+        self.scu = ScuClient(
+            maximum_pdu_length=config.get_int("MaximumPduLength"),
+            close_delay=float(config.get_int("DicomAssociationCloseDelay")),
+        )
+        remote = RemoteDicomService(
+            registry,
+            self.scu,
+            self.index,
+            RetrieveService(self.index, files),
+            store,
+            options,
+            ScuSettings(
+                dicom_aet=config.get_str("DicomAet"),
+                scu_timeout=config.get_int("DicomScuTimeout"),
+                echo_checks_find=config.get_bool("DicomEchoChecksFind"),
+                log_exported_resources=config.get_bool("LogExportedResources"),
+            ),
+        )
         self.services = Services(
             options=options,
             system=self.system,
-            store=StoreService(self.index, self.storage, options),
+            store=store,
             resources=ResourceService(self.index),
             deletion=DeletionService(self.index, self.storage),
             files=files,
@@ -111,6 +144,9 @@ class ServerContext:
             tags=TagService(self.index, files, options),
             find=FindService(self.index, files, options),
             annotations=AnnotationService(self.index, self.storage, files, options),
+            modalities=registry,
+            remote=remote,
+            queries=QueryService(remote, QueryArchive(config.get_int("QueryRetrieveSize"))),
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:
@@ -147,6 +183,7 @@ class ServerContext:
 
     def stop(self) -> None:
         self.dicom.stop()
+        self.scu.close()
         self.stability.stop()
         self.services.store.close()
         if self._cleanup is not None:

@@ -7,13 +7,16 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.events import Event
 
 from tests.conftest import Api, free_port
 
@@ -91,9 +94,10 @@ class StoreScp:
     """dcmtk's storescp on a free port, accepting every transfer syntax, writing what it
     receives in `folder`."""
 
-    def __init__(self, folder: Path, aet: str = "STORESCP"):
+    def __init__(self, folder: Path, aet: str = "STORESCP", accept: Sequence[str] = ("+xa",)):
         self.folder = folder
         self.aet = aet
+        self.accept = tuple(accept)  # storescp's options choosing the transfer syntaxes
         self.port = free_port()
         self.log = folder.parent / f"{folder.name}-storescp.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -101,7 +105,7 @@ class StoreScp:
     def __enter__(self) -> StoreScp:
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
-            command = ["storescp", "-v", "-aet", self.aet, "+xa", "-od", str(self.folder)]
+            command = ["storescp", "-v", "-aet", self.aet, *self.accept, "-od", str(self.folder)]
             self._process = subprocess.Popen(
                 [*command, str(self.port)],
                 stdout=log,
@@ -126,3 +130,129 @@ class StoreScp:
 
     def received(self) -> list[Dataset]:
         return [pydicom.dcmread(path) for path in sorted(self.folder.iterdir()) if path.is_file()]
+
+
+class QrScp:
+    """dcmtk's dcmqrscp on a free port: a query/retrieve archive (`aet`, any calling AE
+    title) whose database is in `folder`, moving to the AE titles of `destinations`
+    ({AET: port} on 127.0.0.1). Fill it with `store`."""
+
+    def __init__(self, folder: Path, destinations: dict[str, int], aet: str = "QRSCP"):
+        self.folder = folder
+        self.aet = aet
+        self.port = free_port()
+        self.destinations = destinations
+        self.log = folder.parent / f"{folder.name}-dcmqrscp.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _config(self) -> Path:
+        hosts = "\n".join(
+            f"peer{n} = ({aet}, 127.0.0.1, {port})"
+            for n, (aet, port) in enumerate(self.destinations.items())
+        )
+        config = self.folder / "dcmqrscp.cfg"
+        config.write_text(
+            f"NetworkTCPPort = {self.port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n"
+            f"HostTable BEGIN\n{hosts}\nHostTable END\n"
+            "VendorTable BEGIN\nVendorTable END\n"
+            f"AETable BEGIN\n{self.aet} {self.folder / 'db'} RW (200, 1024mb) ANY\n"
+            "AETable END\n"
+        )
+        return config
+
+    def __enter__(self) -> QrScp:
+        (self.folder / "db").mkdir(parents=True, exist_ok=True)
+        config = self._config()
+        with open(self.log, "wb") as log:
+            self._process = subprocess.Popen(
+                ["dcmqrscp", "-v", "-c", str(config)],  # a process per association
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=20)
+
+    def store(self, paths: Iterable[Path]) -> None:
+        result = dcmtk("storescu", "-aec", self.aet, "127.0.0.1", self.port, *paths)
+        assert result.returncode == 0 and "Store Response (Success)" in result.stdout, result.stdout
+
+    def modality(self) -> list[object]:
+        """Its `DicomModalities` entry."""
+        return [self.aet, "127.0.0.1", self.port]
+
+
+# The uncompressed transfer syntaxes, and the query/retrieve models ScriptedPeer supports
+UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"]
+_QUERY_RETRIEVE = (
+    "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root FIND
+    "1.2.840.10008.5.1.4.1.2.2.1",  # Study Root FIND
+    "1.2.840.10008.5.1.4.1.2.2.2",  # Study Root MOVE
+)
+
+
+class ScriptedPeer:
+    """A pynetdicom SCP on a free port, recording what it is asked and answering as told."""
+
+    def __init__(
+        self,
+        aet: str = "PEER",
+        store: Callable[[Event], int | Dataset] | None = None,
+        find: Callable[[Event], Iterator[Any]] | None = None,
+        move: Callable[[Event], Iterator[Any]] | None = None,
+        syntaxes: Sequence[str] = UNCOMPRESSED,
+    ):
+        self.aet = aet
+        self.port = free_port()
+        self.stores: list[tuple[str, Any, Any, str]] = []  # calling AET, originator, id, UID
+        self.established = 0
+        self.released = 0
+        self._store = store
+        ae = AE(ae_title=aet)
+        ae.add_supported_context("1.2.840.10008.1.1")
+        for cx in AllStoragePresentationContexts:
+            ae.add_supported_context(str(cx.abstract_syntax), syntaxes)
+        for uid in _QUERY_RETRIEVE:
+            ae.add_supported_context(uid, UNCOMPRESSED)
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_ESTABLISHED, self._count),
+            (evt.EVT_RELEASED, self._count),
+        ]
+        if find is not None:
+            handlers.append((evt.EVT_C_FIND, find))
+        if move is not None:
+            handlers.append((evt.EVT_C_MOVE, move))
+        server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
+        assert server is not None
+        self.server = server
+
+    def _count(self, event: Event) -> None:
+        if event.event is evt.EVT_ESTABLISHED:
+            self.established += 1
+        else:
+            self.released += 1
+
+    def _on_store(self, event: Event) -> int | Dataset:
+        request: Any = event.request
+        self.stores.append(
+            (
+                event.assoc.requestor.ae_title,
+                request.MoveOriginatorApplicationEntityTitle,
+                request.MoveOriginatorMessageID,
+                str(request.AffectedSOPInstanceUID),
+            )
+        )
+        return self._store(event) if self._store else 0x0000
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
 from tests.dicomgen import make_series
-from tests.dimse.peers import PHAROS_AET, StoreScp, dcmtk, dicom_port, requires_dcmtk
+from tests.dimse.peers import (
+    PHAROS_AET,
+    ScriptedPeer,
+    StoreScp,
+    dcmtk,
+    dicom_port,
+    requires_dcmtk,
+)
 
 pytestmark = requires_dcmtk
 
@@ -147,3 +157,96 @@ def test_get(api_factory: Any, tmp_path: Path) -> None:
     )  # fmt: skip
     assert "peer aborted association" in refused.stdout.lower(), refused.stdout
     assert 'Refused C-GET from AET "STRANGER"' in api.server.log()
+
+
+def j2k_file() -> bytes:
+    path = get_testdata_file("JPEG2000.dcm")  # JPEG 2000 (lossy)
+    assert path is not None
+    return Path(str(path)).read_bytes()
+
+
+def test_move_as_the_destination_wants_it(api_factory: Any, tmp_path: Path) -> None:
+    """The destination's LocalAet calls it, and each C-STORE names the C-MOVE requester and
+    its message as the Move Originator."""
+    destination = ScriptedPeer(aet="DEST")
+    try:
+        api = api_factory(
+            DicomModalities={
+                "dest": {
+                    "AET": "DEST",
+                    "Host": "127.0.0.1",
+                    "Port": destination.port,
+                    "LocalAet": "PHAROSOUT",
+                    "Timeout": 5,
+                },
+                "mover": ["MOVESCU", "127.0.0.1", 104],
+            }
+        )
+        sent = store(api, make_series(2, patient_id="PD"))
+        out = movescu(api, "DEST", "QueryRetrieveLevel=PATIENT", "PatientID=PD", model="-P")
+        assert "Received Final Move Response (Success)" in out, out
+    finally:
+        destination.close()
+    assert sorted(uid for *_, uid in destination.stores) == sorted(sent)
+    message_ids = re.findall(r"Sending Move Request \(MsgID (\d+)\)", out)
+    assert message_ids, out
+    assert {tuple(s[:3]) for s in destination.stores} == {
+        ("PHAROSOUT", "MOVESCU", int(message_ids[0]))
+    }
+
+
+def test_move_transcodes_for_the_destination(api_factory: Any, tmp_path: Path) -> None:
+    """A destination accepting only implicit VR little endian gets the compressed instance
+    decompressed, unless its AllowTranscoding is false."""
+    with (
+        StoreScp(tmp_path / "loose", aet="LOOSE", accept=["+xi"]) as loose,
+        StoreScp(tmp_path / "strict", aet="STRICT", accept=["+xi"]) as strict,
+    ):
+        api = api_factory(
+            DicomModalities={
+                "loose": loose.modality(),
+                "strict": {
+                    "AET": "STRICT",
+                    "Host": "127.0.0.1",
+                    "Port": strict.port,
+                    "AllowTranscoding": False,
+                },
+                "mover": ["MOVESCU", "127.0.0.1", 104],
+            }
+        )
+        (plain,) = store(api, make_series(1, patient_id="PT"))
+        (compressed,) = store(api, [j2k_file()])
+        listed = f"SOPInstanceUID={plain}\\{compressed}"
+        out = movescu(api, "LOOSE", "QueryRetrieveLevel=IMAGE", listed)
+        assert "Received Final Move Response (Success)" in out, out
+        received = {str(ds.SOPInstanceUID): ds for ds in loose.received()}
+        assert sorted(received) == sorted([plain, compressed])
+        for ds in received.values():
+            assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+        source = pydicom.dcmread(io.BytesIO(j2k_file()))
+        assert np.array_equal(received[compressed].pixel_array, source.pixel_array)
+
+        out = movescu(api, "STRICT", "QueryRetrieveLevel=IMAGE", listed)
+        assert "Final Move Response (Warning: SubOperationsCompleteOneOrMoreFailures)" in out, out
+        assert uids(strict.received()) == [plain]
+        assert "transcoding is disabled for this modality" in api.server.log()
+
+
+def test_get_transcodes_for_the_requester(api_factory: Any, tmp_path: Path) -> None:
+    """getscu proposes the uncompressed syntaxes only: the compressed instance comes
+    decompressed."""
+    api = api_factory(DicomModalities={"getter": ["GETSCU", "127.0.0.1", 104]})
+    (compressed,) = store(api, [j2k_file()])
+    folder = tmp_path / "got"
+    folder.mkdir()
+    result = dcmtk(
+        "getscu", "-aet", "GETSCU", "-aec", PHAROS_AET, "-od", folder,
+        "-k", "QueryRetrieveLevel=IMAGE", "-k", f"SOPInstanceUID={compressed}",
+        "127.0.0.1", dicom_port(api),
+    )  # fmt: skip
+    assert "Number of Completed Suboperations : 1" in result.stdout, result.stdout
+    (got,) = [pydicom.dcmread(path) for path in folder.iterdir()]
+    assert got.SOPInstanceUID == compressed
+    assert not got.file_meta.TransferSyntaxUID.is_compressed
+    source = pydicom.dcmread(io.BytesIO(j2k_file()))
+    assert np.array_equal(got.pixel_array, source.pixel_array)

@@ -14,7 +14,7 @@ from pharos.services.container import Services
 from pharos.services.dicom_access import AccessRules, DicomAccess
 from pharos.services.dicom_query import DicomQueryService
 from pharos.services.dicom_retrieve import RetrieveService
-from pharos.services.modalities import DicomRequest, Modalities, parse_modalities
+from pharos.services.modalities import DicomRequest
 
 __all__ = ["DicomServer", "DicomServerOptions", "create_dicom_server"]
 
@@ -37,14 +37,6 @@ def create_dicom_server(config: Config, services: Services, index: Index) -> Dic
     if config.get_bool("DicomTlsEnabled"):
         raise ValueError("DicomTlsEnabled: DICOM TLS is not supported by Pharos yet")
     options = DicomServerOptions.from_config(config)
-    if config.get_bool("DicomModalitiesInDatabase"):
-        log.warning(
-            "DicomModalitiesInDatabase is not supported yet: the modalities of "
-            "DicomModalities are used"
-        )
-    declared, warnings = parse_modalities(config.get_dict("DicomModalities"))
-    for warning in warnings:
-        log.warning("configuration: %s", warning)
     always = frozenset(request for name, request in _ALWAYS_ALLOW.items() if config.get_bool(name))
     if options.enabled:
         for name in _RISKY:
@@ -60,7 +52,7 @@ def create_dicom_server(config: Config, services: Services, index: Index) -> Dic
             check_modality_host=config.get_bool("DicomCheckModalityHost"),
             always_allowed=always,
         ),
-        Modalities.of(declared, strict_aet=config.get_bool("StrictAetComparison")),
+        services.modalities,  # live: REST changes apply to the next association
     )
     query = DicomQueryService(index, services.files, services.find, services.options, options.aet)
     handlers = ScpHandlers(

@@ -12,22 +12,19 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import build_context, evt
+from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
+from pynetdicom.presentation import PresentationContext
 
 from pharos.dicom.query import Identifier
-from pharos.dicom.transfer_syntaxes import (
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    IMPLICIT_VR_LITTLE_ENDIAN,
-    UNCOMPRESSED,
-)
 from pharos.dimse.options import DicomServerOptions
+from pharos.dimse.scu_contexts import CannotSend, prepare, storage_contexts
 from pharos.index.base import Reception
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.services.dicom_access import DicomAccess
@@ -47,11 +44,6 @@ OUT_OF_RESOURCES = 0xA700
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000  # C-STORE: "Error: Cannot understand"
 UNABLE_TO_PROCESS = 0xC001  # C-FIND, C-MOVE, C-GET: "Failed: Unable to process"
-
-# A presentation context request may hold 128 contexts at most (PS3.8 9.3.2.2).
-MAXIMUM_CONTEXTS = 128
-# Proposed besides an uncompressed stored syntax: pynetdicom converts between them.
-_FALLBACK = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,44 +225,41 @@ class ScpHandlers:
             destination.host,
             destination.port,
         )
-        yield destination.host, destination.port, self._store_association(destination, instances)
+        # The destination's LocalAet and Timeout, else DicomAet and DicomScuTimeout.
+        timeout = float(destination.timeout) if destination.timeout else self._options.scu_timeout
+        link = _StoreLink(destination.local_aet or self._options.aet, timeout, peer.aet)
+        yield (
+            destination.host,
+            destination.port,
+            self._store_association(destination, instances, link),
+        )
         yield len(instances)
-        yield from self._sub_operations(event, instances)
+        yield from self._sub_operations(
+            event, instances, link.accepted, destination.allow_transcoding
+        )
 
     def _store_association(
-        self, destination: Modality, instances: list[StoredInstance]
+        self, destination: Modality, instances: list[StoredInstance], link: _StoreLink
     ) -> dict[str, Any]:
-        """How to associate with a C-MOVE destination: its AE title, and a presentation
-        context for each SOP class to send, with its stored transfer syntax (and the
-        uncompressed ones when it is uncompressed, so that any of them will do)."""
-        wanted: dict[str, list[str]] = {}
-        for instance in instances:
-            syntaxes = wanted.setdefault(instance.sop_class_uid, [])
-            if instance.transfer_syntax not in syntaxes:
-                syntaxes.append(instance.transfer_syntax)
-        contexts = []
-        for sop_class, syntaxes in wanted.items():
-            for syntax in syntaxes:
-                if syntax not in UNCOMPRESSED:
-                    contexts.append(build_context(sop_class, [syntax]))
-            native = [syntax for syntax in syntaxes if syntax in UNCOMPRESSED]
-            if native:
-                fallback = [syntax for syntax in _FALLBACK if syntax not in native]
-                contexts.append(build_context(sop_class, native + fallback))
-        if len(contexts) > MAXIMUM_CONTEXTS:
+        """How pynetdicom associates with a C-MOVE destination: its AE title, a presentation
+        context for each SOP class to send (see `storage_contexts`), and `link` to set up the
+        association as the destination wants it."""
+        plan = storage_contexts(
+            ((i.sop_class_uid, i.transfer_syntax) for i in instances),
+            destination.allow_transcoding,
+        )
+        if plan.left_out:
             log.warning(
-                "C-MOVE to %s: %d presentation contexts needed, %d proposed; the instances "
-                "of the others will fail",
+                "C-MOVE to %s: more than 128 presentation contexts needed; the instances of "
+                "%d (SOP class, transfer syntax) pairs will fail",
                 destination.aet,
-                len(contexts),
-                MAXIMUM_CONTEXTS,
+                len(plan.left_out),
             )
-            contexts = contexts[:MAXIMUM_CONTEXTS]
         return {
             "ae_title": destination.aet,
-            "contexts": contexts,
+            "contexts": plan.contexts,
             "max_pdu": self._options.maximum_pdu_length,
-            "evt_handlers": [(evt.EVT_CONN_OPEN, set_no_delay)],
+            "evt_handlers": [(evt.EVT_CONN_OPEN, link.on_connected)],
         }
 
     # -- C-GET ------------------------------------------------------------------------------
@@ -281,8 +270,13 @@ class ScpHandlers:
         peer = Peer.of(event.assoc)
         instances = self._instances(event, peer, "C-GET")
         log.info("C-GET from %s: %d instances", peer, len(instances))
+        requesters = self._access.modalities.by_aet(peer.aet)
+        # An undeclared peer (let in by DicomAlwaysAllowGet): AllowTranscoding's default.
+        transcoding = requesters[0].allow_transcoding if requesters else True
         yield len(instances)
-        yield from self._sub_operations(event, instances)
+        yield from self._sub_operations(
+            event, instances, lambda: event.assoc.accepted_contexts, transcoding
+        )
 
     # -- shared by C-MOVE and C-GET ---------------------------------------------------------
 
@@ -303,19 +297,75 @@ class ScpHandlers:
             raise
 
     def _sub_operations(
-        self, event: Event, instances: list[StoredInstance]
+        self,
+        event: Event,
+        instances: list[StoredInstance],
+        accepted: Callable[[], list[PresentationContext]],
+        allow_transcoding: bool,
     ) -> Iterator[tuple[int, Dataset | None]]:
+        """Each instance as the sub-operation C-STORE sends it: pynetdicom picks the context
+        by the data set's transfer syntax, so an instance the peer does not accept as stored
+        is handed over transcoded to a syntax it accepted."""
         for instance in instances:
             if event.is_cancelled:
                 yield CANCEL, None
                 return
             try:
                 with self._slots:
-                    dataset = self._retrieve.load(instance)
-            except PharosError as exc:
+                    dataset = prepare(
+                        self._retrieve.load(instance),
+                        instance.transfer_syntax,
+                        accepted(),
+                        allow_transcoding,
+                    )
+            except (PharosError, CannotSend) as exc:
                 log.warning("Instance %s not sent: %s", instance.ref.public_id, exc)
                 # Without its SOP Class UID it cannot be sent: pynetdicom counts a failed
                 # sub-operation and lists the SOP Instance UID in the final answer.
                 dataset = Dataset()
                 dataset.SOPInstanceUID = instance.sop_instance_uid
             yield PENDING, dataset
+
+
+class _StoreLink:
+    """Sets up the association pynetdicom opens to a C-MOVE destination, which it makes with
+    the server's AE title, timeouts and its own AE title as Move Originator: once connected
+    (before the association request goes out), the calling AE title and timeouts become the
+    destination's, and each C-STORE names the C-MOVE requester as its originator."""
+
+    def __init__(self, calling_aet: str, timeout: float | None, originator_aet: str):
+        self.calling_aet = calling_aet
+        self.timeout = timeout
+        self.originator_aet = originator_aet
+        self._assoc: Association | None = None
+
+    def accepted(self) -> list[PresentationContext]:
+        return self._assoc.accepted_contexts if self._assoc is not None else []
+
+    def on_connected(self, event: Event) -> None:
+        set_no_delay(event)
+        assoc = event.assoc
+        self._assoc = assoc
+        assoc.requestor.ae_title = self.calling_aet
+        request = assoc.requestor.primitive  # built, not encoded yet
+        if request is not None:
+            request.calling_ae_title = self.calling_aet
+        assoc.acse_timeout = self.timeout
+        assoc.dimse_timeout = self.timeout
+        assoc.network_timeout = self.timeout
+        send_c_store = assoc.send_c_store
+        originator = self.originator_aet
+
+        def send(
+            dataset: Dataset,
+            msg_id: int = 1,
+            priority: int = 2,
+            originator_aet: str | None = None,
+            originator_id: int | None = None,
+        ) -> Dataset:
+            return send_c_store(
+                dataset, msg_id, priority, originator_aet=originator, originator_id=originator_id
+            )
+
+        # This association is ours alone; pynetdicom's C-MOVE calls this attribute.
+        setattr(assoc, "send_c_store", send)  # noqa: B010

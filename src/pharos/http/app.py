@@ -13,7 +13,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pharos import __version__
 from pharos.http.errors import install_error_handlers
-from pharos.http.rest import annotate, find, images, instances, logs, resources, system, upload
+from pharos.http.rest import (
+    annotate,
+    find,
+    images,
+    instances,
+    logs,
+    modalities,
+    queries,
+    resources,
+    system,
+    upload,
+)
 from pharos.http.security import SecurityMiddleware
 from pharos.services.container import Services
 
@@ -61,7 +72,7 @@ def create_app(
     install_error_handlers(app)
     uploads = upload.UploadEndpoint(services, options.describe_errors, options.threads)
     app.include_router(upload.router(uploads))
-    for module in (resources, instances, images, logs, system, find, annotate):
+    for module in (resources, instances, images, logs, system, find, annotate, modalities, queries):
         app.include_router(module.router(services))
     if options.compression:
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Protocol
 
 from pharos.index.base_annotations import AnnotationIndex
+from pharos.index.base_modalities import ModalityIndex
 from pharos.index.base_search import SearchIndex
 from pharos.model.changes import Change
 from pharos.model.ids import ResourceIds
@@ -147,7 +148,7 @@ class ConcurrentChange(Exception):
     cause it)."""
 
 
-class Index(SearchIndex, AnnotationIndex, Protocol):
+class Index(SearchIndex, AnnotationIndex, ModalityIndex, Protocol):
     """What the services need from the metadata database; thread-safe."""
 
     def describe(self) -> str: ...

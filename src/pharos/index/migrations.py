@@ -22,6 +22,7 @@ from pharos.index.schema import (
     folded,
     labels,
     metadata,
+    modalities,
     properties,
 )
 from pharos.model.errors import ErrorCode, PharosError
@@ -108,10 +109,16 @@ def _fill_folded(conn: Connection, table: Table, names: list[str]) -> None:
         log.warning("Schema upgrade: folded the main tags of %d %s", done, table.name)
 
 
+def _add_modalities(conn: Connection) -> None:
+    """Version 4: the modalities of DicomModalitiesInDatabase."""
+    modalities.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_labels,
     2: _add_search_columns,
+    3: _add_modalities,
 }
 
 

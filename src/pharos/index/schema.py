@@ -36,7 +36,7 @@ from sqlalchemy import (
 from pharos.dicom.maintags import INSTANCE_TAGS, PATIENT_TAGS, SERIES_TAGS, STUDY_TAGS, MainTag
 from pharos.model.levels import Level
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # SQLite only aliases the rowid (fast, auto-incrementing) for a column typed exactly INTEGER.
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -205,6 +205,15 @@ Index("ix_studies_accession_number", studies.c.accession_number)
 Index("ix_series_series_instance_uid", series.c.series_instance_uid)
 Index("ix_series_modality", series.c.modality)
 Index("ix_instances_sop_instance_uid", instances.c.sop_instance_uid)
+
+# DicomModalitiesInDatabase (schema version 4): the modalities defined through the REST API,
+# as the JSON object form of DicomModalities, shared by every process using the index.
+modalities = Table(
+    "modalities",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("definition", Text, nullable=False),
+)
 
 extra_tags = Table(
     "extra_tags",

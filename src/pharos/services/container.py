@@ -10,6 +10,9 @@ from pharos.services.deletion import DeletionService
 from pharos.services.files import FileService
 from pharos.services.find import FindService
 from pharos.services.options import ServiceOptions
+from pharos.services.remote_dicom import RemoteDicomService
+from pharos.services.remote_modalities import ModalityRegistry
+from pharos.services.remote_queries import QueryService
 from pharos.services.resources import ResourceService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
@@ -28,3 +31,6 @@ class Services:
     tags: TagService
     find: FindService
     annotations: AnnotationService
+    modalities: ModalityRegistry  # DicomModalities (+ the index's), live
+    remote: RemoteDicomService  # the DICOM client operations (/modalities)
+    queries: QueryService  # /modalities/{id}/query and /queries

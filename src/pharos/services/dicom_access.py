@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pharos.services.modalities import DicomRequest, Modalities, Modality
+from pharos.services.remote_modalities import ModalityRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,26 +30,35 @@ class AccessRules:
 
 
 class DicomAccess:
-    def __init__(self, rules: AccessRules, modalities: Modalities):
+    """`modalities` is a fixed set, or the live registry: then every check sees the
+    modalities as they are at that moment (REST changes apply at once)."""
+
+    def __init__(self, rules: AccessRules, modalities: Modalities | ModalityRegistry):
         self._rules = rules
-        self._modalities = modalities
+        self._source = modalities
 
     @property
     def modalities(self) -> Modalities:
-        return self._modalities
+        """The modalities known now (one consistent snapshot)."""
+        if isinstance(self._source, ModalityRegistry):
+            return self._source.snapshot()
+        return self._source
+
+    def _same_aet(self, first: str, second: str) -> bool:
+        return self._source.same_aet(first, second)  # StrictAetComparison, no lookup
 
     def association_refusal(
         self, calling_aet: str, called_aet: str, address: str
     ) -> tuple[str, str] | None:
         """None if the association may go on, else ("called" or "calling", why)."""
         rules = self._rules
-        if rules.check_called_aet and not self._modalities.same_aet(called_aet, rules.aet):
+        if rules.check_called_aet and not self._same_aet(called_aet, rules.aet):
             return "called", (
                 f'it called the AE title "{called_aet}", not "{rules.aet}" (DicomCheckCalledAet)'
             )
         if rules.always_allowed:
             return None
-        known = self._modalities.by_aet(calling_aet)
+        known = self.modalities.by_aet(calling_aet)
         if not known:
             return "calling", (
                 f'the AE title "{calling_aet}" is not declared in DicomModalities and no '
@@ -63,7 +73,7 @@ class DicomAccess:
         rules = self._rules
         if request in rules.always_allowed:
             return None
-        known = self._modalities.by_aet(calling_aet)
+        known = self.modalities.by_aet(calling_aet)
         if not known:
             return (
                 f'the AE title "{calling_aet}" is not declared in DicomModalities (and '

@@ -1,0 +1,442 @@
+"""The DICOM client side of the REST API (`/modalities/{id}/...`): C-ECHO, C-STORE, C-FIND,
+C-MOVE and C-GET to remote modalities, through the `DicomClient` interface.
+
+Each operation picks its calling AE title (`LocalAet`, else the modality's `LocalAet`, else
+`DicomAet`) and timeout (`Timeout`, else the modality's, else `DicomScuTimeout`; 0 is none),
+runs synchronously and is logged with its peer, count and outcome. The client raises
+`PharosError` (NETWORK_PROTOCOL, TIMEOUT) when the peer cannot be reached or refuses.
+Asynchronous runs need the jobs engine, which Pharos does not have yet: they are refused.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, generate_uid
+
+from pharos.dicom.orthanc_json import TagFormat, dataset_to_json
+from pharos.index.base import Index, Reception, ResourceRef
+from pharos.model.errors import ErrorCode, PharosError, unknown_resource
+from pharos.model.levels import Level
+from pharos.services.dicom_client import (
+    Association,
+    DicomClient,
+    FindRequest,
+    MoveRequest,
+    StoreRequest,
+)
+from pharos.services.dicom_retrieve import RetrieveService, StoredInstance
+from pharos.services.find_request import BUILTIN_METADATA
+from pharos.services.modalities import Modality, ModalityError, parse_modality
+from pharos.services.options import ServiceOptions
+from pharos.services.remote_find import (
+    STUDY_INSTANCE_UID,
+    build_identifier,
+    legacy_query,
+    legacy_query_is_too_wide,
+    parse_query,
+)
+from pharos.services.remote_modalities import ModalityRegistry
+from pharos.services.remote_requests import (
+    json_object,
+    optional_bool,
+    optional_string,
+    optional_timeout,
+    refuse_asynchronous,
+    retrieve_body,
+    store_body,
+)
+from pharos.services.store import StoreService
+
+log = logging.getLogger(__name__)
+
+SOP_INSTANCE_UID = 0x00080018
+_BATCH = 500
+_TRANSFER_SYNTAX = BUILTIN_METADATA["TransferSyntax"]
+_SOP_CLASS_UID = BUILTIN_METADATA["SopClassUid"]
+# C-STORE statuses answered to the peer of a C-GET for the instances it sends
+_SUCCESS, _CANNOT_UNDERSTAND, _OUT_OF_RESOURCES = 0x0000, 0xC000, 0xA700
+
+
+@dataclass(frozen=True, slots=True)
+class ScuSettings:
+    dicom_aet: str  # DicomAet: our AE title by default
+    scu_timeout: int = 10  # DicomScuTimeout
+    echo_checks_find: bool = False  # DicomEchoChecksFind
+    log_exported_resources: bool = False  # LogExportedResources: /exports lists what is sent
+
+
+class RemoteDicomService:
+    def __init__(
+        self,
+        registry: ModalityRegistry,
+        client: DicomClient,
+        index: Index,
+        retrieve: RetrieveService,
+        store: StoreService,
+        options: ServiceOptions,
+        settings: ScuSettings,
+    ):
+        self.registry = registry
+        self.client = client
+        self._index = index
+        self._retrieve = retrieve
+        self._store = store
+        self._options = options
+        self.settings = settings
+
+    # -- shared -----------------------------------------------------------------------------
+
+    @property
+    def default_encoding(self) -> str:
+        return self._options.default_encoding
+
+    def association(
+        self, modality: Modality, local_aet: str | None = None, timeout: int | None = None
+    ) -> Association:
+        aet = local_aet or modality.local_aet or self.settings.dicom_aet
+        if timeout is None:
+            timeout = modality.timeout or self.settings.scu_timeout
+        return Association(modality, aet, float(timeout) if timeout else None)
+
+    def association_of(self, modality: Modality, body: Mapping[str, Any]) -> Association:
+        return self.association(modality, optional_string(body, "LocalAet"), optional_timeout(body))
+
+    def find(self, association: Association, level: Level, identifier: Dataset) -> list[Dataset]:
+        request = FindRequest(level, identifier, study_root=level is not Level.PATIENT)
+        peer = _peer(association)
+        try:
+            answers = self.client.find(association, request)
+        except PharosError as exc:
+            log.warning("C-FIND SCU to %s at the %s level failed: %s", peer, level.title, exc)
+            raise
+        log.info("C-FIND SCU to %s at the %s level: %d answers", peer, level.title, len(answers))
+        return answers
+
+    def move(
+        self,
+        association: Association,
+        level: Level,
+        identifiers: Sequence[Dataset],
+        target_aet: str,
+    ) -> None:
+        peer = _peer(association)
+        try:
+            report = self.client.move(association, MoveRequest(level, identifiers, target_aet))
+        except PharosError as exc:
+            log.warning("C-MOVE SCU of %s to %s failed: %s", peer, target_aet, exc)
+            raise
+        log.info(
+            "C-MOVE SCU of %s to %s (%d requests): %d completed, %d failed, %d warnings",
+            peer,
+            target_aet,
+            len(identifiers),
+            report.completed,
+            report.failed,
+            report.warning,
+        )
+
+    # -- C-ECHO -----------------------------------------------------------------------------
+
+    def echo(self, name: str, raw: bytes) -> None:
+        """POST /modalities/{id}/echo (body empty, or {Timeout, CheckFind})."""
+        body = json_object(raw, empty_ok=True)
+        self._echo(self.association_of(self.registry.require(name), body), body)
+
+    def echo_unregistered(self, raw: bytes) -> None:
+        """POST /tools/dicom-echo: C-ECHO to the modality described by the body (its object
+        form, with `Timeout` and `CheckFind`), without registering it (Orthanc 1.8.1)."""
+        body = json_object(raw)
+        definition = {key: value for key, value in body.items() if key != "CheckFind"}
+        try:
+            modality, _ = parse_modality("dicom-echo", definition)
+        except ModalityError as exc:
+            raise PharosError(ErrorCode.BAD_FILE_FORMAT, str(exc)) from None
+        self._echo(self.association(modality, timeout=optional_timeout(body)), body)
+
+    def _echo(self, association: Association, body: Mapping[str, Any]) -> None:
+        check_find = optional_bool(body, "CheckFind", self.settings.echo_checks_find)
+        peer = _peer(association)
+        try:
+            self.client.echo(association)
+            if check_find:
+                # a study that cannot exist: only whether the peer accepts C-FIND matters
+                keys = {STUDY_INSTANCE_UID: generate_uid()}
+                identifier = build_identifier(
+                    Level.STUDY,
+                    keys,
+                    normalized=False,
+                    manufacturer=association.modality.manufacturer,
+                    default_encoding=self._options.default_encoding,
+                )
+                self.client.find(association, FindRequest(Level.STUDY, identifier, True))
+        except PharosError as exc:
+            log.warning("C-ECHO SCU to %s failed: %s", peer, exc)
+            raise
+        log.info("C-ECHO SCU to %s succeeded%s", peer, " (with C-FIND)" if check_find else "")
+
+    # -- C-STORE ----------------------------------------------------------------------------
+
+    def store(self, name: str, raw: bytes) -> dict[str, Any]:
+        """POST /modalities/{id}/store: local resources (any level) sent over one association."""
+        modality = self.registry.require(name)
+        resources, body = store_body(raw)
+        refuse_asynchronous(body)
+        if optional_bool(body, "StorageCommitment", False):
+            raise PharosError(
+                ErrorCode.NOT_IMPLEMENTED,
+                "Storage commitment (StorageCommitment: true) is not supported by Pharos yet",
+            )
+        permissive = optional_bool(body, "Permissive", False)
+        originator_id = body.get("MoveOriginatorID", 0)
+        if isinstance(originator_id, bool) or not isinstance(originator_id, int):
+            raise PharosError(ErrorCode.BAD_FILE_FORMAT, '"MoveOriginatorID" must be an integer')
+        originator_aet = optional_string(body, "MoveOriginatorAet") or self.settings.dicom_aet
+        association = self.association_of(modality, body)
+        instances = self._instances_of(resources)  # 404 before anything is sent
+        request = StoreRequest(
+            instances=instances,
+            load=self._retrieve.load,
+            move_originator_aet=originator_aet if originator_id else None,
+            move_originator_id=originator_id or None,
+            allow_transcoding=modality.allow_transcoding,
+        )
+        peer = _peer(association)
+        try:
+            report = self.client.store(association, request) if instances else None
+        except PharosError as exc:
+            log.warning("C-STORE SCU to %s of %d instances failed: %s", peer, len(instances), exc)
+            raise
+        failed = report.failed if report is not None else []
+        log.info(
+            "C-STORE SCU to %s: %d instances sent, %d failed",
+            peer,
+            len(instances) - len(failed),
+            len(failed),
+        )
+        if failed and not permissive:
+            reasons = "; ".join(f"{f.sop_instance_uid}: {f.reason}" for f in failed[:10])
+            raise PharosError(
+                ErrorCode.NETWORK_PROTOCOL,
+                f"C-STORE SCU to {peer}: {len(failed)} of {len(instances)} instances were not "
+                f"stored by the peer ({reasons})",
+            )
+        if self.settings.log_exported_resources:
+            self._index.log_exports(resources, name)
+        return {
+            "Description": "REST API",
+            "FailedInstancesCount": len(failed),
+            "InstancesCount": len(instances),
+            "LocalAet": association.local_aet,
+            "ParentResources": resources,
+            "RemoteAet": modality.aet,
+        }
+
+    def store_straight(self, name: str, data: bytes) -> dict[str, str]:
+        """POST /modalities/{id}/store-straight: the body, a DICOM file, sent as it is."""
+        modality = self.registry.require(name)
+        try:
+            dataset = pydicom.dcmread(io.BytesIO(data))
+            sop_class = str(dataset.file_meta.MediaStorageSOPClassUID)
+            sop_instance = str(dataset.file_meta.MediaStorageSOPInstanceUID)
+            syntax = str(dataset.file_meta.TransferSyntaxUID)
+        except Exception as exc:
+            raise PharosError(
+                ErrorCode.BAD_FILE_FORMAT, f"The body is not a DICOM file: {exc}"
+            ) from None
+        instance = StoredInstance(
+            ResourceRef(0, Level.INSTANCE, "", None), sop_instance, sop_class, syntax
+        )
+        association = self.association(modality)
+        request = StoreRequest([instance], lambda _: dataset, allow_transcoding=False)
+        peer = _peer(association)
+        try:
+            report = self.client.store(association, request)
+        except PharosError as exc:
+            log.warning("C-STORE SCU (straight) to %s failed: %s", peer, exc)
+            raise
+        if report.failed:
+            log.warning("C-STORE SCU (straight) to %s: refused", peer)
+            raise PharosError(
+                ErrorCode.NETWORK_PROTOCOL,
+                f"C-STORE SCU to {peer} failed: {report.failed[0].reason}",
+            )
+        log.info("C-STORE SCU (straight) to %s: 1 instance sent", peer)
+        return {"SOPClassUID": sop_class, "SOPInstanceUID": sop_instance}
+
+    def _instances_of(self, resources: list[str]) -> list[StoredInstance]:
+        refs: list[ResourceRef] = []
+        seen: set[int] = set()
+        for public_id in resources:
+            ref = self._index.lookup(public_id)
+            if ref is None:
+                raise unknown_resource(public_id)
+            for instance in self._index.descendants(ref, Level.INSTANCE):
+                if instance.pk not in seen:
+                    seen.add(instance.pk)
+                    refs.append(instance)
+        found: list[StoredInstance] = []
+        for start in range(0, len(refs), _BATCH):
+            chunk = refs[start : start + _BATCH]
+            tags = self._index.tag_values(Level.INSTANCE, [ref.pk for ref in chunk])
+            for ref in chunk:
+                uid = tags.get(ref.pk, {}).get(Level.INSTANCE, {}).get(SOP_INSTANCE_UID)
+                metadata = self._index.all_metadata(ref)
+                syntax = metadata.get(_TRANSFER_SYNTAX)
+                sop_class = metadata.get(_SOP_CLASS_UID)
+                if uid is None or syntax is None or sop_class is None:
+                    continue  # deleted meanwhile
+                found.append(StoredInstance(ref, uid, sop_class.value, syntax.value))
+        return found
+
+    # -- the deprecated C-FIND routes -------------------------------------------------------
+
+    def find_level(self, name: str, level: Level, raw: bytes) -> list[dict[str, Any]]:
+        """/find-patient, /find-study, /find-series, /find-instance (simplified answers)."""
+        fields = parse_query(json_object(raw), "body")
+        association = self.association(self.registry.require(name))
+        if legacy_query_is_too_wide(level, fields):
+            return []
+        return [self._simplified(a) for a in self._legacy_find(association, level, fields)]
+
+    def find_hierarchy(self, name: str, raw: bytes) -> list[dict[str, Any]]:
+        """/find: the matching patients, each with its studies, each with its series."""
+        fields = parse_query(json_object(raw), "body")
+        association = self.association(self.registry.require(name))
+        result: list[dict[str, Any]] = []
+        for patient in self._legacy_find(association, Level.PATIENT, fields):
+            patient_json = self._simplified(patient)
+            study_fields = {**fields, **_copied(patient, (0x00100020,))}
+            studies = []
+            if not legacy_query_is_too_wide(Level.STUDY, study_fields):
+                for study in self._legacy_find(association, Level.STUDY, study_fields):
+                    study_json = self._simplified(study)
+                    series_fields = {**study_fields, **_copied(study, (0x00100020, 0x0020000D))}
+                    series = []
+                    if not legacy_query_is_too_wide(Level.SERIES, series_fields):
+                        series = [
+                            self._simplified(item)
+                            for item in self._legacy_find(association, Level.SERIES, series_fields)
+                        ]
+                    study_json["Series"] = series
+                    studies.append(study_json)
+            patient_json["Studies"] = studies
+            result.append(patient_json)
+        return result
+
+    def _legacy_find(
+        self, association: Association, level: Level, fields: Mapping[int, str]
+    ) -> list[Dataset]:
+        identifier = build_identifier(
+            level,
+            legacy_query(level, fields),
+            normalized=True,
+            manufacturer=association.modality.manufacturer,
+            default_encoding=self._options.default_encoding,
+        )
+        return self.find(association, level, identifier)
+
+    def _simplified(self, answer: Dataset) -> dict[str, Any]:
+        return self.answer_json(answer, TagFormat.SIMPLIFY)
+
+    def answer_json(self, answer: Dataset, fmt: TagFormat) -> dict[str, Any]:
+        return dataset_to_json(answer, fmt, default_encoding=self._options.default_encoding)
+
+    # -- C-MOVE and C-GET of identifiers ----------------------------------------------------
+
+    def move_resources(self, name: str, raw: bytes) -> dict[str, Any]:
+        """POST /modalities/{id}/move: C-MOVE of identifiers (Orthanc 1.10 answers `{}`)."""
+        modality = self.registry.require(name)
+        body = json_object(raw)
+        refuse_asynchronous(body)
+        level, identifiers = retrieve_body(body)
+        target = optional_string(body, "TargetAet") or self.settings.dicom_aet
+        association = self.association_of(modality, body)
+        self.move(association, level, identifiers, target)
+        return {}
+
+    def get_resources(self, name: str, raw: bytes) -> dict[str, Any]:
+        """POST /modalities/{id}/get (Orthanc 1.12): C-GET of identifiers; the instances
+        received are stored here, with the peer's AE title as their RemoteAET."""
+        modality = self.registry.require(name)
+        body = json_object(raw)
+        refuse_asynchronous(body)
+        level, identifiers = retrieve_body(body)
+        association = self.association_of(modality, body)
+        reception = Reception(
+            origin="DicomProtocol",
+            remote_aet=modality.aet,
+            remote_ip=modality.host,
+            called_aet=association.local_aet,
+        )
+        stored: list[str] = []
+
+        def received(dataset: Dataset, transfer_syntax: str) -> int:
+            try:
+                data = _file_bytes(dataset, transfer_syntax)
+            except Exception as exc:
+                log.warning("C-GET SCU from %s: unreadable instance: %s", modality.aet, exc)
+                return _CANNOT_UNDERSTAND
+            try:
+                result = self._store.store(data, reception)
+            except PharosError as exc:
+                log.warning("C-GET SCU from %s: instance not stored: %s", modality.aet, exc)
+                if exc.code is ErrorCode.BAD_FILE_FORMAT:
+                    return _CANNOT_UNDERSTAND
+                return _OUT_OF_RESOURCES
+            stored.append(result.ids.instance)
+            return _SUCCESS
+
+        peer = _peer(association)
+        request = MoveRequest(level, identifiers, association.local_aet)
+        try:
+            report = self.client.get(association, request, received)
+        except PharosError as exc:
+            log.warning("C-GET SCU from %s failed (%d stored): %s", peer, len(stored), exc)
+            raise
+        log.info(
+            "C-GET SCU from %s: %d completed, %d failed, %d warnings, %d stored",
+            peer,
+            report.completed,
+            report.failed,
+            report.warning,
+            len(stored),
+        )
+        return {
+            "Description": "REST API",
+            "LocalAet": association.local_aet,
+            "Query": [self.answer_json(i, TagFormat.SHORT) for i in identifiers],
+            "RemoteAet": modality.aet,
+        }
+
+
+def _peer(association: Association) -> str:
+    m = association.modality
+    return f'"{m.name}" ({m.aet}@{m.host}:{m.port}, as {association.local_aet})'
+
+
+def _copied(answer: Dataset, tags: Sequence[int]) -> dict[int, str]:
+    copied: dict[int, str] = {}
+    for tag in tags:
+        element = answer.get(tag)
+        if element is not None and element.value not in (None, ""):
+            copied[tag] = str(element.value)
+    return copied
+
+
+def _file_bytes(dataset: Dataset, transfer_syntax: str) -> bytes:
+    """A received data set as a DICOM file in its transfer syntax."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    dataset.file_meta = meta
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    return buffer.getvalue()
