@@ -6,6 +6,11 @@ and from ../shared/dicom-corpus a real 512x512 16-bit CT and JPEG 2000 files, wh
 Requests are sequential over one keep-alive connection. Run from the repository root:
 
     .venv/bin/python bench/preview.py --requests 200
+    .venv/bin/python bench/preview.py --thumbnails --requests 100
+
+`--thumbnails` measures `GET /instances/{id}/thumbnail` instead on generated 512x512 CTs: the
+first request of each instance (render, encode, store the cached attachment) against the
+following ones (read from the cache).
 """
 
 from __future__ import annotations
@@ -111,10 +116,41 @@ def in_process(data: bytes) -> dict[str, float]:
     }
 
 
+def thumbnails(count: int) -> None:
+    """First (generated) against cached thumbnail latency, over `count` distinct instances."""
+    files = generate(count)
+    with tempfile.TemporaryDirectory() as workdir, fresh_server("sqlite", Path(workdir)) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        ids = [upload(connection, data) for data in files]
+        first = [latencies(connection, f"/instances/{i}/thumbnail", {}, 1)[0] for i in ids]
+        cached = [latencies(connection, f"/instances/{i}/thumbnail", {}, 1)[0] for i in ids]
+        preview = [
+            latencies(connection, f"/instances/{i}/preview", {"Accept": "image/jpeg"}, 1)[0]
+            for i in ids
+        ]
+        connection.close()
+    rows = {
+        "thumbnail, first (generated)": percentiles(first),
+        "thumbnail, cached": percentiles(cached),
+        "preview JPEG 512x512 (for scale)": percentiles(preview),
+    }
+    print(f"{'512x512 CT, ' + str(count) + ' instances':42} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, row in rows.items():
+        print(f"{name:42} {row['p50_ms']:8.2f} {row['p95_ms']:8.2f}")
+    print(json.dumps({"thumbnails": rows}), file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="per instance and format")
+    parser.add_argument(
+        "--thumbnails", action="store_true", help="thumbnails: first against cached requests"
+    )
     args = parser.parse_args()
+    if args.thumbnails:
+        thumbnails(args.requests)
+        return
 
     files = instances()
     results: list[dict[str, Any]] = []

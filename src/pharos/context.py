@@ -37,6 +37,7 @@ from pharos.services.resources import ResourceService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
 from pharos.services.tags import TagService
+from pharos.services.thumbnails import ThumbnailService
 from pharos.storage.filesystem import FileSystemStorage
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ class ServerContext:
             modalities=registry,
             remote=remote,
             queries=QueryService(remote, QueryArchive(config.get_int("QueryRetrieveSize"))),
+            thumbnails=ThumbnailService(
+                self.index, self.storage, ResourceService(self.index), files, options.store_md5
+            ),
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:

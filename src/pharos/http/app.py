@@ -15,6 +15,7 @@ from pharos import __version__
 from pharos.http.errors import install_error_handlers
 from pharos.http.rest import (
     annotate,
+    create,
     find,
     images,
     instances,
@@ -23,6 +24,7 @@ from pharos.http.rest import (
     queries,
     resources,
     system,
+    thumbnails,
     upload,
 )
 from pharos.http.security import SecurityMiddleware
@@ -73,6 +75,8 @@ def create_app(
     uploads = upload.UploadEndpoint(services, options.describe_errors, options.threads)
     app.include_router(upload.router(uploads))
     for module in (resources, instances, images, logs, system, find, annotate, modalities, queries):
+        app.include_router(module.router(services))
+    for module in (create, thumbnails):  # images, part 2
         app.include_router(module.router(services))
     if options.compression:
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)

@@ -26,6 +26,7 @@ from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.services.files import FileService
 from pharos.services.options import ServiceOptions
+from pharos.services.thumbnails import THUMBNAIL_CONTENT_TYPE as THUMBNAIL
 from pharos.storage.base import StorageArea
 from pharos.storage.compression import Compression, compress
 
@@ -140,7 +141,8 @@ class AnnotationService:
     # -- attachments ------------------------------------------------------------------------
 
     def list_attachments(self, ref: ResourceRef, full: bool) -> Any:
-        found = self._index.attachments(ref)
+        # Internal caches (the thumbnail) are not Orthanc attachments: not listed.
+        found = [a for a in self._index.attachments(ref) if a.content_type != THUMBNAIL]
         if full:
             return {self.names.content_type_name(a.content_type): a.content_type for a in found}
         return [self.names.content_type_name(a.content_type) for a in found]
@@ -148,7 +150,7 @@ class AnnotationService:
     def attachment(self, ref: ResourceRef, name: str) -> Attachment:
         content_type = self.names.content_type_number(name)
         found = self._index.attachment(ref, content_type)
-        if found is None:
+        if found is None or content_type == THUMBNAIL:
             raise PharosError(
                 ErrorCode.UNKNOWN_RESOURCE, f"No attachment {name!r} on {_describe(ref)}"
             )

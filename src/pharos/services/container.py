@@ -17,6 +17,7 @@ from pharos.services.resources import ResourceService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
 from pharos.services.tags import TagService
+from pharos.services.thumbnails import ThumbnailService
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +35,4 @@ class Services:
     modalities: ModalityRegistry  # DicomModalities (+ the index's), live
     remote: RemoteDicomService  # the DICOM client operations (/modalities)
     queries: QueryService  # /modalities/{id}/query and /queries
+    thumbnails: ThumbnailService  # cached JPEG thumbnails (an internal attachment)
