@@ -79,6 +79,9 @@ def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
     )
     # pynetdicom tells every PDU and message at INFO; Pharos logs associations itself.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # pydicom logs each codec plugin that cannot decode a frame, with a traceback, before
+    # trying the next one; Pharos reports the frames that no plugin decodes.
+    logging.getLogger("pydicom.pixels").setLevel(logging.CRITICAL)
     try:
         config = load_config(paths)
     except ConfigError as exc:

@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels.encoders import JPEG2000LosslessEncoder, JPEGLSLosslessEncoder
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -21,6 +21,7 @@ from pydicom.uid import (
     JPEGLSLossless,
     RLELossless,
 )
+from pynetdicom.dsutils import decode, encode
 
 from pharos.dicom.transcode import TranscodingError, can_transcode, transcode
 from tests.dicomgen import make_dataset
@@ -188,3 +189,25 @@ def test_no_transfer_syntax() -> None:
     del ds.file_meta
     with pytest.raises(TranscodingError, match="no transfer syntax"):
         transcode(ds, ImplicitVRLittleEndian)
+
+
+def test_sequence_items_are_re_encoded_for_the_network() -> None:
+    """Items read in explicit VR must not reach an implicit VR stream as their raw bytes
+    (pynetdicom encodes the dataset itself; dcmtk's storescp aborted on such items)."""
+    source = Dataset()
+    source.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    source.SOPInstanceUID = "1.2.3.4"
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    item.ReferencedSOPInstanceUID = "1.2.3.5"
+    source.SourceImageSequence = [item]
+    source.file_meta = FileMetaDataset()
+    source.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    source.save_as(buffer, enforce_file_format=True)
+    read = pydicom.dcmread(io.BytesIO(buffer.getvalue()))  # items hold raw explicit VR bytes
+
+    for syntax, implicit in ((ImplicitVRLittleEndian, True), (ExplicitVRLittleEndian, False)):
+        converted = transcode(read, syntax)
+        back = decode(io.BytesIO(encode(converted, implicit, True)), implicit, True)
+        assert back.SourceImageSequence[0].ReferencedSOPInstanceUID == "1.2.3.5"

@@ -65,15 +65,26 @@ def transcode(dataset: Dataset, transfer_syntax_uid: str) -> Dataset:
     # Now native and little endian (whatever source.is_implicit_VR says: pydicom re-encodes
     # the VRs when writing).
     result.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    result.set_original_encoding(False, True, result.original_character_set)
+    _set_encoding(result, False, True)
     if target in COMPRESSED_TARGETS:
         _compress(result, target)
         return result
     if not target.is_little_endian:
         _swap_words(result)
     result.file_meta.TransferSyntaxUID = target
-    result.set_original_encoding(target.is_implicit_VR, target.is_little_endian)
+    _set_encoding(result, target.is_implicit_VR, target.is_little_endian)
     return result
+
+
+def _set_encoding(dataset: Dataset, implicit: bool, little: bool) -> None:
+    """Declare the new encoding on the dataset and on every sequence item. Iterating also
+    parses the raw elements: pydicom (3.0) would otherwise copy the items' raw bytes as read,
+    in the old encoding, into a stream of the new one (pynetdicom's `encode` does that)."""
+    dataset.set_original_encoding(implicit, little, dataset.original_character_set)
+    for element in dataset:
+        if element.VR == "SQ":
+            for item in element.value:
+                _set_encoding(item, implicit, little)
 
 
 def can_transcode(source: str, target: str) -> bool:

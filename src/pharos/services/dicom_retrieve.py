@@ -97,12 +97,19 @@ class RetrieveService:
         """The stored file, parsed (PharosError INEXISTENT_FILE if deleted meanwhile)."""
         data = self._files.read_dicom(instance.ref)
         try:
-            return pydicom.dcmread(io.BytesIO(data))
+            # force: files without a File Meta Information header are accepted at ingest
+            dataset = pydicom.dcmread(io.BytesIO(data), force=True)
         except Exception as exc:  # checked at ingest: this is storage corruption
             raise PharosError(
                 ErrorCode.CORRUPTED_FILE,
                 f"Stored file of {instance.ref.public_id} is unreadable: {exc}",
             ) from None
+        meta = dataset.file_meta
+        if "TransferSyntaxUID" not in meta:  # what ingest found is in the metadata
+            meta.TransferSyntaxUID = instance.transfer_syntax
+            meta.MediaStorageSOPClassUID = instance.sop_class_uid
+            meta.MediaStorageSOPInstanceUID = instance.sop_instance_uid
+        return dataset
 
     def _lookup(self, identifier: Identifier, level: Level) -> list[ResourceRef] | None:
         """The resources of `level` whose key equals one of the values given (None when the

@@ -133,3 +133,47 @@ def test_dicom_server_sees_changes_at_once(api_factory: Any) -> None:
     assert "peer aborted association" in refused.stdout.lower()
     api.delete("/modalities/peer")
     assert echoscu(api, aet="NEWPEER").returncode != 0
+
+
+@requires_dcmtk
+def test_store_files_without_meta_header_and_with_sequences(api: Api, tmp_path: Any) -> None:
+    """Found by hand: a stored file without File Meta Information (accepted at ingest) could
+    not be sent, and an RLE instance with a sequence, transcoded for an implicit-VR-only peer,
+    reached it with its items in explicit VR (storescp aborted the association)."""
+    import io
+
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ImplicitVRLittleEndian, RLELossless
+
+    from tests.dicomgen import make_dataset
+    from tests.dimse.peers import StoreScp
+
+    bare = make_dataset(sop_uid="1.2.3.100")
+    del bare.file_meta
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, bare, implicit_vr=True, little_endian=True)
+    assert buffer.getvalue()[128:132] != b"DICM"
+    rle = make_dataset(sop_uid="1.2.3.101")
+    item = Dataset()
+    item.ReferencedSOPClassUID = rle.SOPClassUID
+    item.ReferencedSOPInstanceUID = "1.2.3.999"
+    rle.SourceImageSequence = [item]
+    rle.compress(RLELossless, generate_instance_uid=False)
+    encoded = io.BytesIO()
+    rle.save_as(encoded, enforce_file_format=True)
+    ids = [
+        api.post("/instances", content=data).json()["ID"]
+        for data in (buffer.getvalue(), encoded.getvalue())
+    ]
+    with StoreScp(tmp_path / "received", accept=("+xi",)) as peer:
+        api.put("/modalities/peer", json=["STORESCP", "127.0.0.1", peer.port]).raise_for_status()
+        answer = api.post("/modalities/peer/store", json={"Resources": ids})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["FailedInstancesCount"] == 0
+    received = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, peer.folder.iterdir())}
+    assert set(received) == {"1.2.3.100", "1.2.3.101"}
+    assert all(ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian for ds in received.values())
+    copy = received["1.2.3.101"]
+    assert copy.SourceImageSequence[0].ReferencedSOPInstanceUID == "1.2.3.999"
+    assert copy.pixel_array.tolist() == rle.pixel_array.tolist()
