@@ -10,6 +10,7 @@ connections. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import queue
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +113,17 @@ def upload_all(url: str, files: list[bytes], clients: int) -> tuple[float, list[
     return elapsed, latencies
 
 
-def run(backend: str, files: list[bytes], clients: int, workdir: Path) -> dict[str, Any]:
-    config: dict[str, Any] = {}
+@contextlib.contextmanager
+def fresh_server(
+    backend: str,
+    run_dir: Path,
+    options: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[ServerProcess]:
+    """A new `pharos serve` in `run_dir` with the configuration `options` (and environment
+    variables `env`): on SQLite, or on a new PostgreSQL database (`backend` "postgres")
+    dropped when it stops."""
+    config: dict[str, Any] = dict(options or {})
     database = None
     if backend == "postgres":
         database = f"pharos_bench_{uuid.uuid4().hex[:8]}"
@@ -126,24 +137,46 @@ def run(backend: str, files: list[bytes], clients: int, workdir: Path) -> dict[s
             "Username": "postgres",
             "Password": "",
         }
-    run_dir = workdir / f"{backend}-{clients}"
-    run_dir.mkdir()
-    server = ServerProcess(run_dir, config).start()
     try:
-        assert server.process is not None
-        process = psutil.Process(server.process.pid)
-        sampler = Sampler(server.process.pid)
-        sampler.start()
-        cpu_before = sum(process.cpu_times()[:2])
-        elapsed, latencies = upload_all(server.url, files, clients)
-        cpu_after = sum(process.cpu_times()[:2])
-        sampler.done.set()
-        sampler.join()
+        server = ServerProcess(run_dir, config, env).start()
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
         if database is not None:
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+class ServerUsage:
+    """The server's CPU time (user + system, in seconds) and peak RSS (bytes) while the
+    `with` block runs."""
+
+    def __init__(self, server: ServerProcess):
+        assert server.process is not None
+        self.process = psutil.Process(server.process.pid)
+        self.sampler = Sampler(server.process.pid)
+        self.cpu_seconds = 0.0
+        self.peak_rss = 0
+
+    def __enter__(self) -> ServerUsage:
+        self.sampler.start()
+        self.cpu_seconds = -sum(self.process.cpu_times()[:2])
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cpu_seconds += sum(self.process.cpu_times()[:2])
+        self.sampler.done.set()
+        self.sampler.join()
+        self.peak_rss = self.sampler.peak
+
+
+def run(backend: str, files: list[bytes], clients: int, workdir: Path) -> dict[str, Any]:
+    run_dir = workdir / f"{backend}-{clients}"
+    run_dir.mkdir()
+    with fresh_server(backend, run_dir) as server, ServerUsage(server) as usage:
+        elapsed, latencies = upload_all(server.url, files, clients)
     megabytes = sum(len(f) for f in files) / 1e6
     ordered = sorted(latencies)
     return {
@@ -152,10 +185,10 @@ def run(backend: str, files: list[bytes], clients: int, workdir: Path) -> dict[s
         "instances": len(files),
         "instances_per_s": len(files) / elapsed,
         "mb_per_s": megabytes / elapsed,
-        "server_cpu_ms_per_instance": (cpu_after - cpu_before) * 1000 / len(files),
+        "server_cpu_ms_per_instance": usage.cpu_seconds * 1000 / len(files),
         "latency_p50_ms": statistics.median(ordered) * 1000,
         "latency_p95_ms": ordered[int(len(ordered) * 0.95) - 1] * 1000,
-        "peak_rss_mb": sampler.peak / 1e6,
+        "peak_rss_mb": usage.peak_rss / 1e6,
     }
 
 

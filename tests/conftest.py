@@ -88,23 +88,46 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PortTaken(RuntimeError):
+    """The server could not bind a port: another process took it meanwhile."""
+
+
 class ServerProcess:
     """`pharos serve` in a subprocess, polled until it answers (never a fixed sleep)."""
 
     def __init__(self, workdir: Path, config: dict[str, object], env: dict[str, str] | None = None):
-        import json
-
         self.env = env or {}
         self.workdir = workdir
-        self.port = free_port()
-        self.config = {"HttpPort": self.port, "DicomPort": free_port(), **config}
-        self.config_path = workdir / f"config-{self.port}.json"
+        self.given = config
+        self.process: subprocess.Popen[bytes] | None = None
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        """Free ports for what the test did not fix. Another process may take one between
+        this choice and the server's bind: `start` then chooses again."""
+        import json
+
+        self.config = {"HttpPort": free_port(), "DicomPort": free_port(), **self.given}
+        self.port = int(self.config["HttpPort"])  # type: ignore[call-overload]
+        self.config_path = self.workdir / f"config-{self.port}.json"
         self.config_path.write_text(json.dumps(self.config))
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"server-{self.port}.log"
+        self.log_path = self.workdir / f"server-{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        # Only a first start may move: a restarted server keeps the address clients know.
+        first = self.process is None
+        chosen = first and ("HttpPort" not in self.given or "DicomPort" not in self.given)
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if not chosen:
+                    raise
+                self._choose_ports()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> ServerProcess:
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process lifetime
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pharos.cli", "serve", "--config", str(self.config_path)],
@@ -116,6 +139,8 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if "address already in use" in self.log().lower():
+                    raise PortTaken(self.log())
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 # Any answer will do (a server requiring credentials answers 401).

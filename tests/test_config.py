@@ -22,7 +22,11 @@ from pharos.config import (
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/orthanc-1.10-configuration.json"
 # Defaults Pharos changes on purpose (see the help of these options).
-PHAROS_DEFAULTS = {"StorageDirectory": "PharosStorage", "IndexDirectory": "PharosStorage"}
+PHAROS_DEFAULTS = {
+    "StorageDirectory": "PharosStorage",
+    "IndexDirectory": "PharosStorage",
+    "MaximumPduLength": 131072,
+}
 
 
 def write(path: Path, text: str) -> str:

@@ -139,7 +139,7 @@ def test_bad_instance_gets_a_failure_status_and_stores_nothing(api: Any) -> None
 
 def test_peer_vanishing_mid_store_leaves_nothing(api: Any) -> None:
     assoc = _associate(api, (CTImageStorage, ExplicitVRLittleEndian))
-    ds = make_dataset(rows=512, columns=512)  # 512 KB of pixel data: dozens of PDUs
+    ds = make_dataset(rows=512, columns=512)  # 512 KB of pixel data: several PDUs
     request = C_STORE()
     request.MessageID = 1
     request.AffectedSOPClassUID = CTImageStorage
@@ -150,7 +150,7 @@ def test_peer_vanishing_mid_store_leaves_nothing(api: Any) -> None:
     message.primitive_to_message(request)
     context = assoc.accepted_contexts[0].context_id
     fragments = list(message.encode_msg(context, assoc.acceptor.maximum_length))
-    assert len(fragments) > 10
+    assert len(fragments) > 3
     sock = assoc.dul.socket.socket
     for primitive in fragments[: len(fragments) // 2]:
         pdu = P_DATA_TF()

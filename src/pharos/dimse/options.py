@@ -23,7 +23,7 @@ class DicomServerOptions:
     unknown_sop_classes: bool = False  # UnknownSopClassAccepted ("promiscuous mode")
     timeout: float | None = 30.0  # DicomScpTimeout (None: never)
     scu_timeout: float | None = 10.0  # DicomScuTimeout, for the C-MOVE sub-associations
-    maximum_pdu_length: int = 16384
+    maximum_pdu_length: int = MAXIMUM_PDU_LENGTH
     threads: int = 4  # DicomThreadsCount
 
     @classmethod

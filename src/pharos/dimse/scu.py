@@ -78,7 +78,7 @@ class _Lost(Exception):
 class ScuClient:
     """`DicomClient` on pynetdicom. Thread-safe; `close()` releases the idle association."""
 
-    def __init__(self, maximum_pdu_length: int = 16384, close_delay: float = 5.0):
+    def __init__(self, maximum_pdu_length: int = 131072, close_delay: float = 5.0):
         self._maximum_pdu_length = maximum_pdu_length
         self._pool = AssociationPool(close_delay)
         self._ids = itertools.count(1)

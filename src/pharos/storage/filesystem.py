@@ -23,6 +23,17 @@ class FileSystemStorage:
         self.root.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._known_dirs: set[Path] = set()
+        self._create_first_level()
+
+    def _create_first_level(self) -> None:
+        """The 256 first-level folders, made once, so that storing a file never has to
+        create one (and fsync the root) while a client waits for its acknowledgement."""
+        missing = [self.root / f"{i:02x}" for i in range(256)]
+        missing = [path for path in missing if not path.is_dir()]
+        for path in missing:
+            path.mkdir(exist_ok=True)
+        if missing and self._fsync:
+            _fsync_dir(self.root)
 
     def describe(self) -> str:
         return str(self.root)
