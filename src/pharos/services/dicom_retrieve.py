@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from pharos.dicom.matching import Constraint, Kind
 from pharos.dicom.query import Identifier
@@ -106,9 +107,9 @@ class RetrieveService:
             ) from None
         meta = dataset.file_meta
         if "TransferSyntaxUID" not in meta:  # what ingest found is in the metadata
-            meta.TransferSyntaxUID = instance.transfer_syntax
-            meta.MediaStorageSOPClassUID = instance.sop_class_uid
-            meta.MediaStorageSOPInstanceUID = instance.sop_instance_uid
+            meta.TransferSyntaxUID = UID(instance.transfer_syntax)
+            meta.MediaStorageSOPClassUID = UID(instance.sop_class_uid)
+            meta.MediaStorageSOPInstanceUID = UID(instance.sop_instance_uid)
         return dataset
 
     def _lookup(self, identifier: Identifier, level: Level) -> list[ResourceRef] | None:
