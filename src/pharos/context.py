@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from pharos.config import Config
 from pharos.dicom.charset import canonical_encoding
 from pharos.dicom.extra_tags import parse_extra_main_tags
+from pharos.dicom.transcode import TranscodingError, check_target
 from pharos.dimse import create_dicom_server
 from pharos.dimse.scu import ScuClient
 from pharos.http.app import HttpOptions, create_app
@@ -89,6 +90,10 @@ class ServerContext:
             user_metadata=config.get_dict("UserMetadata"),
             user_content_types=config.get_dict("UserContentType"),
             check_revisions=config.get_bool("CheckRevisions"),
+            ingest_transcoding=ingest_transcoding_option(config.get_str("IngestTranscoding", "")),
+            ingest_transcoding_of_uncompressed=config.get_bool("IngestTranscodingOfUncompressed"),
+            ingest_transcoding_of_compressed=config.get_bool("IngestTranscodingOfCompressed"),
+            lossy_quality=lossy_quality_option(config.get_int("DicomLossyTranscodingQuality")),
         )
         remote_access = config.get_bool("RemoteAccessAllowed")
         authentication = config.get_bool("AuthenticationEnabled", remote_access)
@@ -143,7 +148,7 @@ class ServerContext:
             files=files,
             changes=ChangeLogService(self.index),
             tags=TagService(self.index, files, options),
-            find=FindService(self.index, files, options),
+            find=FindService(self.index, files, options, store),
             annotations=AnnotationService(self.index, self.storage, files, options),
             modalities=registry,
             remote=remote,
@@ -199,3 +204,19 @@ class ServerContext:
             remove_orphan_files(self.index, self.storage, older_than)
         except Exception:
             log.exception("Orphan clean-up failed")
+
+
+def ingest_transcoding_option(value: str) -> str:
+    """IngestTranscoding: "" (off) or a transfer syntax Pharos can encode, else ValueError."""
+    if not value.strip():
+        return ""
+    try:
+        return str(check_target(value))
+    except TranscodingError as exc:
+        raise ValueError(f"IngestTranscoding: {exc}") from None
+
+
+def lossy_quality_option(value: int) -> int:
+    if not 1 <= value <= 100:
+        raise ValueError(f"DicomLossyTranscodingQuality must be between 1 and 100, not {value}")
+    return value

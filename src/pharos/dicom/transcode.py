@@ -1,30 +1,42 @@
 """Transcoding: the same instance in another transfer syntax, for a peer that does not accept
-the stored one.
+the stored one, for `/instances/{id}/file?transcode=`, and for `IngestTranscoding`.
 
 Every uncompressed target (implicit and explicit VR little endian, explicit VR big endian,
 deflated) is reachable from any source pydicom can decompress with the codec plugins installed;
-compressed targets are those pydicom can encode losslessly with them (RLE Lossless always,
-JPEG-LS and JPEG 2000 lossless when their encoders are installed). Lossy targets are refused:
-quality is a decision the sender must take, not a side effect of a peer's preferences.
+the compressed targets are those of `encoders`: RLE, JPEG lossless (process 14 and its SV1),
+JPEG-LS lossless and JPEG 2000 lossless, and, only when the caller allows it, the lossy JPEG
+baseline and extended, JPEG-LS near-lossless and JPEG 2000. Quality is a decision the sender
+takes, never a side effect of a peer's preferences: `can_transcode` answers for the lossless
+targets only.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 
 import numpy as np
+import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels import get_decoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGLSLossless,
-    RLELossless,
 )
+
+from pharos.dicom.encoders import (
+    DEFAULT_QUALITY,
+    LOSSLESS_TARGETS,
+    LOSSY_TARGETS,
+    EncodingError,
+    encode,
+    give_new_instance_uid,
+)
+from pharos.dicom.pixels import decode_frame, image_info
 
 UNCOMPRESSED_TARGETS = frozenset(
     {
@@ -34,8 +46,8 @@ UNCOMPRESSED_TARGETS = frozenset(
         DeflatedExplicitVRLittleEndian,
     }
 )
-# Lossless compressed syntaxes pydicom 3 can encode (given an encoder plugin for the last two).
-COMPRESSED_TARGETS = frozenset({RLELossless, JPEGLSLossless, JPEG2000Lossless})
+# Lossless compressed syntaxes: the only compressed ones chosen without being asked for.
+COMPRESSED_TARGETS = LOSSLESS_TARGETS
 
 # Byte size of the words of the "other" VRs, whose values pydicom keeps as raw bytes: they
 # must be swapped by hand when the byte order changes.
@@ -46,13 +58,29 @@ class TranscodingError(ValueError):
     """The dataset cannot be converted to the transfer syntax asked for."""
 
 
-def transcode(dataset: Dataset, transfer_syntax_uid: str) -> Dataset:
-    """A copy of `dataset` in `transfer_syntax_uid` (its file meta says so, and its pixel data
-    is encoded accordingly). Raises TranscodingError when that cannot be done."""
+def transcode(
+    dataset: Dataset,
+    transfer_syntax_uid: str,
+    *,
+    allow_lossy: bool = False,
+    quality: int = DEFAULT_QUALITY,
+    keep_instance_uid: bool = False,
+    in_place: bool = False,
+) -> Dataset:
+    """A copy of `dataset` (or `dataset` itself, changed, with `in_place`) in
+    `transfer_syntax_uid` (its file meta says so, and its pixel data is encoded accordingly).
+    Raises TranscodingError when that cannot be done (`dataset` may then be half-changed if
+    `in_place`).
+
+    A lossy target needs `allow_lossy`; it encodes at `quality` (1-100) and, as DCMTK, gives
+    the result a new SOP Instance UID unless `keep_instance_uid`."""
     target = UID(transfer_syntax_uid)
-    if target not in UNCOMPRESSED_TARGETS and target not in COMPRESSED_TARGETS:
+    if target in LOSSY_TARGETS and not allow_lossy:
+        raise TranscodingError(f"Cannot transcode to {_name(target)}: lossy, not asked for")
+    known = UNCOMPRESSED_TARGETS | COMPRESSED_TARGETS | LOSSY_TARGETS
+    if target not in known:
         raise TranscodingError(f"Cannot transcode to {_name(target)}: encoding not supported")
-    result = copy.deepcopy(dataset)
+    result = dataset if in_place else copy.deepcopy(dataset)
     if not hasattr(result, "file_meta"):
         result.file_meta = FileMetaDataset()
     source = _source_syntax(result)
@@ -66,8 +94,10 @@ def transcode(dataset: Dataset, transfer_syntax_uid: str) -> Dataset:
     # the VRs when writing).
     result.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     _set_encoding(result, False, True)
-    if target in COMPRESSED_TARGETS:
-        _compress(result, target)
+    if target in COMPRESSED_TARGETS or target in LOSSY_TARGETS:
+        _compress(result, target, quality)
+        if target in LOSSY_TARGETS and "PixelData" in result and not keep_instance_uid:
+            give_new_instance_uid(result)
         return result
     if not target.is_little_endian:
         _swap_words(result)
@@ -96,6 +126,50 @@ def can_transcode(source: str, target: str) -> bool:
     return target_uid in UNCOMPRESSED_TARGETS or target_uid in COMPRESSED_TARGETS
 
 
+def check_target(transfer_syntax_uid: str) -> UID:
+    """`transfer_syntax_uid` as a target chosen by a user (`?transcode=`, `IngestTranscoding`):
+    lossy ones included. Raises TranscodingError naming what is wrong with it."""
+    target = UID(transfer_syntax_uid.strip())
+    if target in UNCOMPRESSED_TARGETS or target in COMPRESSED_TARGETS or target in LOSSY_TARGETS:
+        return target
+    if not target.is_transfer_syntax:
+        raise TranscodingError(f"Unknown transfer syntax: {transfer_syntax_uid!r}")
+    raise TranscodingError(f"Cannot transcode to {_name(target)}: encoding not supported")
+
+
+def transcode_file(
+    data: bytes,
+    transfer_syntax_uid: str,
+    *,
+    quality: int = DEFAULT_QUALITY,
+    keep_instance_uid: bool = False,
+) -> bytes:
+    """The DICOM file `data` in `transfer_syntax_uid`, lossy targets included (a user chose
+    it): `data` itself when it is in that syntax already. Raises TranscodingError."""
+    target = check_target(transfer_syntax_uid)
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+    except Exception as exc:
+        raise TranscodingError(f"Cannot read the DICOM file: {exc}") from None
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID") == target:
+        return data
+    result = transcode(
+        dataset,
+        target,
+        allow_lossy=True,
+        quality=quality,
+        keep_instance_uid=keep_instance_uid,
+        in_place=True,  # parsed here, for this call only
+    )
+    buffer = io.BytesIO()
+    try:
+        result.save_as(buffer, enforce_file_format=True)
+    except Exception as exc:
+        raise TranscodingError(f"Cannot write the transcoded file: {exc}") from None
+    return buffer.getvalue()
+
+
 def _source_syntax(dataset: Dataset) -> UID:
     syntax = dataset.file_meta.get("TransferSyntaxUID")
     if syntax:
@@ -114,25 +188,63 @@ def _decompress(dataset: Dataset, source: UID) -> None:
         return
     try:
         dataset.decompress(generate_instance_uid=False)
+        return
     except Exception as exc:  # pydicom raises several kinds for a missing or failing codec
-        raise TranscodingError(f"Cannot decompress {_name(source)}: {exc}") from None
+        error = exc
+    # pydicom stops at its first plugin's failure: try each one (pyjpegls fails on signed
+    # multi-frame JPEG-LS where GDCM succeeds, for one).
+    try:
+        plugins = get_decoder(source).available_plugins
+    except NotImplementedError:
+        plugins = ()
+    for plugin in plugins:
+        try:
+            dataset.decompress(generate_instance_uid=False, decoding_plugin=plugin)
+            return
+        except Exception:
+            continue
+    if not _decode_natively(dataset):
+        raise TranscodingError(f"Cannot decompress {_name(source)}: {error}") from None
 
 
-def _compress(dataset: Dataset, target: UID) -> None:
+def _decode_natively(dataset: Dataset) -> bool:
+    """Decompress with Pharos's own decoding, which falls back on imagecodecs for what
+    pydicom's plugins refuse (12-bit JPEG extended, for one). False if it cannot either."""
+    if str(dataset.get("PhotometricInterpretation", "")) == "PALETTE COLOR":
+        return False  # decode_frame applies the palette: not the stored values
+    try:
+        info = image_info(dataset)
+        stack = np.stack([decode_frame(dataset, index, info) for index in range(info.frames)])
+    except Exception:
+        return False
+    if stack.dtype.itemsize * 8 != int(dataset.BitsAllocated):
+        return False
+    dataset.PixelData = np.ascontiguousarray(stack, stack.dtype.newbyteorder("<")).tobytes()
+    element = dataset["PixelData"]
+    element.VR = "OB" if stack.dtype.itemsize == 1 else "OW"
+    element.is_undefined_length = False
+    if stack.ndim == 4:  # colour: decoded to RGB, by pixel
+        dataset.PhotometricInterpretation = "RGB"
+        dataset.PlanarConfiguration = 0
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return True
+
+
+def _compress(dataset: Dataset, target: UID, quality: int) -> None:
     if "PixelData" not in dataset:
         dataset.file_meta.TransferSyntaxUID = target
         return
     if int(dataset.get("SamplesPerPixel", 1)) > 1 and dataset.get("PlanarConfiguration") == 1:
         # pydicom's encoders read interleaved samples: re-order color-by-plane pixels first.
-        try:
-            pixels = dataset.pixel_array
+        try:  # raw: the colour space as it is (no YBR to RGB conversion)
+            pixels, _ = get_decoder(ExplicitVRLittleEndian).as_array(dataset, raw=True)
         except Exception as exc:
             raise TranscodingError(f"Cannot read the pixel data: {exc}") from None
         dataset.PixelData = pixels.tobytes()
         dataset.PlanarConfiguration = 0
     try:
-        dataset.compress(target, generate_instance_uid=False)
-    except Exception as exc:
+        encode(dataset, target, quality)
+    except EncodingError as exc:
         raise TranscodingError(f"Cannot compress to {_name(target)}: {exc}") from None
 
 

@@ -194,6 +194,46 @@ class AnnotationsMixin:
 
         return self._write(work)
 
+    def replace_instance_file(
+        self,
+        ref: ResourceRef,
+        attachment: Attachment,
+        transfer_syntax: str,
+        pixel_data_offset: int | None,
+    ) -> str | None:
+        """Point an instance at a re-written DICOM file (already durable), with the transfer
+        syntax and pixel data offset of that file, in one transaction (ReconstructFiles).
+        The UUID of the previous file, to remove after the commit."""
+        a = attachments
+        key = (a.c.resource_pk == ref.pk) & (a.c.content_type == attachment.content_type)
+
+        def work(conn: Connection) -> str | None:
+            _lock_resource(conn, ref)
+            row = conn.execute(select(a.c.uuid, a.c.revision).where(key).with_for_update()).first()
+            if row is None:
+                raise unknown_resource(ref.public_id)
+            conn.execute(
+                update(a)
+                .where(key)
+                .values(
+                    revision=row.revision + 1,
+                    uuid=attachment.uuid,
+                    compressed_size=attachment.compressed_size,
+                    uncompressed_size=attachment.uncompressed_size,
+                    compression=attachment.compression,
+                    uncompressed_md5=attachment.uncompressed_md5,
+                    compressed_md5=attachment.compressed_md5,
+                )
+            )
+            conn.execute(
+                update(instances)
+                .where(instances.c.pk == ref.pk)
+                .values(transfer_syntax=transfer_syntax, pixel_data_offset=pixel_data_offset)
+            )
+            return str(row.uuid)
+
+        return self._write(work)
+
     def delete_attachment(
         self,
         ref: ResourceRef,

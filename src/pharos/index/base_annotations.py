@@ -105,6 +105,17 @@ class AnnotationIndex(Protocol):
         """Create or replace an attachment whose file is already durable."""
         ...
 
+    def replace_instance_file(
+        self,
+        ref: ResourceRef,
+        attachment: Attachment,
+        transfer_syntax: str,
+        pixel_data_offset: int | None,
+    ) -> str | None:
+        """Point an instance at a re-written DICOM file (already durable), with its transfer
+        syntax and pixel data offset, in one transaction; the UUID of the previous file."""
+        ...
+
     def delete_attachment(
         self,
         ref: ResourceRef,

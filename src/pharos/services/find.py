@@ -27,6 +27,7 @@ from pharos.services.find_request import FindRequest, Source, locate_tag, parse_
 from pharos.services.options import ServiceOptions
 from pharos.services.reconstruct import Reconstructor
 from pharos.services.resources import resource_json
+from pharos.services.store import StoreService
 
 STORAGE_ACCESS_MODES = ("Always", "Answers", "Never")
 _BATCH = 100  # candidates decided together when files or computed tags must be read
@@ -34,7 +35,13 @@ _KEYWORDS = {t.keyword: t.tag for tags in MAIN_TAGS.values() for t in tags}
 
 
 class FindService:
-    def __init__(self, index: Index, files: FileService, options: ServiceOptions):
+    def __init__(
+        self,
+        index: Index,
+        files: FileService,
+        options: ServiceOptions,
+        store: StoreService | None = None,  # for ReconstructFiles
+    ):
         self._index = index
         self._files = files
         self._options = options
@@ -43,7 +50,7 @@ class FindService:
                 'StorageAccessOnFind must be "Always", "Answers" or "Never", not '
                 f"{options.storage_access_on_find!r}"
             )
-        self._reconstructor = Reconstructor(index, files, options)
+        self._reconstructor = Reconstructor(index, files, options, store)
 
     @property
     def _extra(self) -> ExtraMainTags:
@@ -277,12 +284,12 @@ class FindService:
 
     # -- /reconstruct -----------------------------------------------------------------------
 
-    def reconstruct(self, ref: ResourceRef) -> None:
-        self._reconstructor.resource(ref)
+    def reconstruct(self, ref: ResourceRef, files: bool = False) -> None:
+        self._reconstructor.resource(ref, files)
 
-    def reconstruct_all(self) -> None:
+    def reconstruct_all(self, files: bool = False) -> None:
         for study in self._index.find(FindQuery(Level.STUDY)):
-            self._reconstructor.resource(study)
+            self._reconstructor.resource(study, files)
 
 
 def _matches(constraint: Constraint, value: str | None) -> bool:

@@ -27,3 +27,9 @@ class ServiceOptions:
     user_metadata: dict[str, Any] = field(default_factory=dict)
     user_content_types: dict[str, Any] = field(default_factory=dict)
     check_revisions: bool = False
+    # Transcoding: IngestTranscoding ("" = off) and its companions, and the quality of lossy
+    # targets (DicomLossyTranscodingQuality; ?transcode= and ingest alike).
+    ingest_transcoding: str = ""
+    ingest_transcoding_of_uncompressed: bool = True
+    ingest_transcoding_of_compressed: bool = True
+    lossy_quality: int = 90

@@ -1,7 +1,8 @@
 """Store instances: one path for REST uploads, DICOM C-STORE and STOW-RS.
 
-Parse once, write the received bytes as they are (never re-encoded) durably, then index in
-one transaction. Success is reported only after the commit; a failure leaves no index row.
+Parse once, write the received bytes as they are (never re-encoded, unless IngestTranscoding
+asks for another transfer syntax) durably, then index in one transaction. Success is reported
+only after the commit; a failure leaves no index row.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from pharos.dicom.encoders import LOSSY_TARGETS
 from pharos.dicom.parse import ParsedInstance, parse_instance
+from pharos.dicom.transcode import TranscodingError, transcode_file
+from pharos.dicom.transfer_syntaxes import UNCOMPRESSED
 from pharos.index.base import (
     DICOM_CONTENT_TYPE,
     Attachment,
     Index,
     NewInstance,
     Reception,
+    ResourceRef,
     StoreStatus,
 )
 from pharos.model.errors import ErrorCode, PharosError
@@ -36,6 +41,14 @@ log = logging.getLogger(__name__)
 
 # File writes in flight at once (each mostly waits on fsync).
 IO_THREADS = 16
+# Syntaxes IngestTranscoding leaves alone (as Orthanc 1.8.2+): videos, and the special ones.
+NOT_TRANSCODED = frozenset(
+    {
+        *(f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)),  # MPEG-2, MPEG-4, HEVC
+        "1.2.840.10008.1.2.6.1",  # RFC 2557 MIME encapsulation
+        "1.2.840.10008.1.2.6.2",  # XML encoding
+    }
+)
 # Zip members are inflated in memory: a bound against archives that inflate without end.
 MAX_ARCHIVE_MEMBER = 2 << 30
 
@@ -87,7 +100,94 @@ class StoreService:
     def store(self, data: bytes, reception: Reception) -> StoreResult:
         options = self._options
         parsed = parse_instance(data, options.default_encoding, options.extra_main_tags)
+        if options.ingest_transcoding and self._needs_transcoding(parsed):
+            # Same identity after a lossless transcoding: a resent instance costs no encoding.
+            resent = (
+                options.ingest_transcoding not in LOSSY_TARGETS
+                and not options.overwrite_instances
+                and self._index.lookup(parsed.ids.instance) is not None
+            )
+            if not resent:
+                data, parsed = self._ingest_transcoded(data, parsed)
         return self.store_parsed(data, parsed, reception)
+
+    def ingest_transcoded(self, data: bytes) -> bytes:
+        """`data` as IngestTranscoding wants it stored, for files already stored (reconstruct):
+        identity kept, `data` itself when nothing is to be done or transcoding fails."""
+        options = self._options
+        if not options.ingest_transcoding:
+            return data
+        parsed = parse_instance(data, options.default_encoding, options.extra_main_tags)
+        if not self._needs_transcoding(parsed):
+            return data
+        return self._ingest_transcoded(data, parsed, keep_instance_uid=True)[0]
+
+    def rewrite(self, ref: ResourceRef, data: bytes) -> ParsedInstance:
+        """ReconstructFiles (Orthanc 1.11+): write the stored file `data` of instance `ref`
+        again, as a new file (IngestTranscoding and StorageCompression applied as they are
+        configured now), keeping the instance's identity. The index points at the new file
+        only once it is durable; the old file is removed after that commit. The new file,
+        parsed."""
+        options = self._options
+        new_data = self.ingest_transcoded(data)
+        parsed = parse_instance(new_data, options.default_encoding, options.extra_main_tags)
+        if parsed.ids.instance != ref.public_id:  # never: transcoding kept the UIDs
+            raise PharosError(
+                ErrorCode.INTERNAL_ERROR, f"Re-written file of {ref.public_id} changed identity"
+            )
+        file_uuid = str(uuid.uuid4())
+        if options.storage_compression:
+            payload, compression = compress(new_data), Compression.ZLIB_WITH_SIZE
+        else:
+            payload, compression = new_data, Compression.NONE
+        self._storage.create(file_uuid, payload)  # durable on return
+        attachment = self._attachment(file_uuid, new_data, payload, compression)
+        try:
+            replaced = self._index.replace_instance_file(
+                ref, attachment, parsed.transfer_syntax_uid, parsed.structure.pixel_data_offset
+            )
+        except BaseException:
+            done: Future[None] = Future()
+            done.set_result(None)
+            self._discard(done, file_uuid)
+            raise
+        if replaced is not None and replaced != file_uuid:
+            self._storage.remove(replaced)
+        return parsed
+
+    def _needs_transcoding(self, parsed: ParsedInstance) -> bool:
+        """Orthanc's rule: not already in the syntax, and its kind (uncompressed or not) is
+        enabled; videos and other syntaxes without pixels to re-encode are left alone."""
+        options = self._options
+        syntax = parsed.transfer_syntax_uid
+        if not syntax or syntax == options.ingest_transcoding or syntax in NOT_TRANSCODED:
+            return False
+        if syntax in UNCOMPRESSED:
+            return options.ingest_transcoding_of_uncompressed
+        return options.ingest_transcoding_of_compressed
+
+    def _ingest_transcoded(
+        self, data: bytes, parsed: ParsedInstance, keep_instance_uid: bool = False
+    ) -> tuple[bytes, ParsedInstance]:
+        """The instance in the IngestTranscoding syntax, parsed; as received (with a warning)
+        when it cannot be transcoded, as Orthanc does."""
+        options = self._options
+        target = options.ingest_transcoding
+        try:
+            transcoded = transcode_file(
+                data, target, quality=options.lossy_quality, keep_instance_uid=keep_instance_uid
+            )
+            reparsed = parse_instance(transcoded, options.default_encoding, options.extra_main_tags)
+        except (TranscodingError, PharosError) as exc:
+            log.warning(
+                "Cannot transcode instance %s to %s, stored as received (%s): %s",
+                parsed.ids.instance,
+                target,
+                parsed.transfer_syntax_uid,
+                exc,
+            )
+            return data, parsed
+        return transcoded, reparsed
 
     def store_parsed(
         self, data: bytes, parsed: ParsedInstance, reception: Reception

@@ -45,8 +45,8 @@ def router(services: Services) -> APIRouter:
 
     @api.post("/tools/reconstruct", summary="Index the main tags of every instance again")
     async def reconstruct_all(request: Request) -> Response:
-        _check_reconstruct_body(await request.body())
-        await run_in_threadpool(find.reconstruct_all)
+        files = _reconstruct_files(await request.body())
+        await run_in_threadpool(find.reconstruct_all, files)
         return text_response("")
 
     for level in Level:
@@ -61,23 +61,23 @@ def _add_reconstruct_route(api: APIRouter, services: Services, level: Level) -> 
         summary=f"Index the main tags of the {level.title.lower()} again from its files",
     )
     async def reconstruct(id: str, request: Request) -> Response:
-        _check_reconstruct_body(await request.body())
+        files = _reconstruct_files(await request.body())
         ref = await run_in_threadpool(services.resources.resolve, level, id)
-        await run_in_threadpool(services.find.reconstruct, ref)
+        await run_in_threadpool(services.find.reconstruct, ref, files)
         return text_response("")
 
 
-def _check_reconstruct_body(raw: bytes) -> None:
+def _reconstruct_files(raw: bytes) -> bool:
+    """The "ReconstructFiles" option of the body (Orthanc 1.11+): write the files again."""
     if not raw.strip():
-        return
+        return False
     body = _json(raw, "The body must be empty or a JSON object")
     if not isinstance(body, dict):
         raise PharosError(ErrorCode.BAD_REQUEST, "The body must be empty or a JSON object")
-    if body.get("ReconstructFiles", False) is not False:
-        raise PharosError(
-            ErrorCode.NOT_IMPLEMENTED,
-            '"ReconstructFiles" is not supported: stored files are kept as received',
-        )
+    files = body.get("ReconstructFiles", False)
+    if not isinstance(files, bool):
+        raise PharosError(ErrorCode.BAD_PARAMETER_TYPE, '"ReconstructFiles" must be a Boolean')
+    return files
 
 
 def _json(raw: bytes, message: str) -> Any:

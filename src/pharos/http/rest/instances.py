@@ -8,7 +8,9 @@ from starlette.responses import Response
 
 from pharos.dicom.dictionary import parse_ignore_length
 from pharos.dicom.orthanc_json import TagFormat, format_from_query
+from pharos.dicom.transcode import TranscodingError, transcode_file
 from pharos.http.responses import JsonResponse
+from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.services.container import Services
 
@@ -18,10 +20,16 @@ def router(services: Services) -> APIRouter:
     resolve = services.resources.resolve
     tags = services.tags
 
-    @api.get("/instances/{id}/file", summary="The DICOM file, byte-identical to what was stored")
-    async def file(id: str) -> Response:
+    @api.get(
+        "/instances/{id}/file",
+        summary="The DICOM file, byte-identical to what was stored (or ?transcode=<syntax UID>)",
+    )
+    async def file(id: str, request: Request) -> Response:
         ref = await run_in_threadpool(resolve, Level.INSTANCE, id)
         data = await run_in_threadpool(services.files.read_dicom, ref)
+        target = request.query_params.get("transcode")
+        if target is not None:  # Orthanc 1.9+
+            data = await run_in_threadpool(_transcoded, data, target, services)
         return Response(
             data,
             media_type="application/dicom",
@@ -61,6 +69,13 @@ def router(services: Services) -> APIRouter:
         return JsonResponse(list(range(tags.frame_count(resolve(Level.INSTANCE, id)))))
 
     return api
+
+
+def _transcoded(data: bytes, target: str, services: Services) -> bytes:
+    try:
+        return transcode_file(data, target, quality=services.options.lossy_quality)
+    except TranscodingError as exc:
+        raise PharosError(ErrorCode.BAD_REQUEST, str(exc)) from None
 
 
 def _content(services: Services, id: str, path: str) -> Response:
