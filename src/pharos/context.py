@@ -4,9 +4,11 @@ their start-up and shutdown. The only module that picks concrete backends.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from starlette.types import ASGIApp
@@ -21,10 +23,12 @@ from pharos.http.app import HttpOptions, create_app
 from pharos.index.postgres import open_postgres_index, postgres_url
 from pharos.index.sql import SqlIndex
 from pharos.index.sqlite import open_sqlite_index
+from pharos.jobs.engine import JobsEngine
 from pharos.services.annotations import AnnotationService
 from pharos.services.changes import ChangeLogService
 from pharos.services.container import Services
 from pharos.services.deletion import DeletionService
+from pharos.services.dicom_jobs import DicomJobs
 from pharos.services.dicom_retrieve import RetrieveService
 from pharos.services.files import FileService
 from pharos.services.find import FindService
@@ -139,6 +143,15 @@ class ServerContext:
                 log_exported_resources=config.get_bool("LogExportedResources"),
             ),
         )
+        queries = QueryService(remote, QueryArchive(config.get_int("QueryRetrieveSize")))
+        dicom_jobs = DicomJobs(remote, queries)
+        self.jobs = JobsEngine(
+            dicom_jobs.factories(),
+            threads=config.get_int("ConcurrentJobs"),
+            history_size=config.get_int("JobsHistorySize"),
+            store=self.index if config.get_bool("SaveJobs") else None,
+            owner=server_identifier(config),
+        )
         self.services = Services(
             options=options,
             system=self.system,
@@ -152,10 +165,11 @@ class ServerContext:
             annotations=AnnotationService(self.index, self.storage, files, options),
             modalities=registry,
             remote=remote,
-            queries=QueryService(remote, QueryArchive(config.get_int("QueryRetrieveSize"))),
+            queries=queries,
             thumbnails=ThumbnailService(
                 self.index, self.storage, ResourceService(self.index), files, options.store_md5
             ),
+            dicom_jobs=dicom_jobs,
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:
@@ -176,11 +190,12 @@ class ServerContext:
         self._cleanup: threading.Thread | None = None
 
     def create_app(self) -> ASGIApp:
-        return create_app(self.services, self.http_options, self.start, self.stop)
+        return create_app(self.services, self.http_options, self.start, self.stop, jobs=self.jobs)
 
     def start(self) -> None:
         self.dicom.start()  # first: a DICOM port in use stops the start-up
         self.stability.start()
+        self.jobs.start()
         grace = SHARED_INDEX_ORPHAN_GRACE if self.shared_index else 0.0
         self._cleanup = threading.Thread(
             target=self._clean_orphans,
@@ -192,6 +207,7 @@ class ServerContext:
 
     def stop(self) -> None:
         self.dicom.stop()
+        self.jobs.stop()  # running jobs stop after their step, saved pending (before the SCU)
         self.scu.close()
         self.stability.stop()
         self.services.store.close()
@@ -204,6 +220,17 @@ class ServerContext:
             remove_orphan_files(self.index, self.storage, older_than)
         except Exception:
             log.exception("Orphan clean-up failed")
+
+
+def server_identifier(config: Config) -> str:
+    """DatabaseServerIdentifier, else (as Orthanc) a SHA-1 of the MAC address, the AE title and
+    the ports: processes sharing an index each keep their own jobs."""
+    given = config["DatabaseServerIdentifier"]
+    if given:
+        return str(given)
+    parts = [uuid.getnode(), config.get_str("DicomAet"), config.get_int("DicomPort")]
+    parts.append(config.get_int("HttpPort"))
+    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()
 
 
 def ingest_transcoding_option(value: str) -> str:

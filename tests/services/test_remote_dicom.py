@@ -236,8 +236,8 @@ def test_store_move_originator(world: World) -> None:
         (body({"Resources": "x"}), ErrorCode.BAD_FILE_FORMAT, "must contain an array"),
         (body({"Other": 1}), ErrorCode.BAD_FILE_FORMAT, "Resources"),
         (body(3), ErrorCode.BAD_FILE_FORMAT, "JSON object"),
-        (body({"Resources": [], "Synchronous": False}), ErrorCode.NOT_IMPLEMENTED, "jobs"),
-        (body({"Resources": [], "Asynchronous": True}), ErrorCode.NOT_IMPLEMENTED, "jobs"),
+        (body({"Resources": [], "Synchronous": "no"}), ErrorCode.BAD_FILE_FORMAT, "Synchronous"),
+        (body({"Resources": [], "Priority": "high"}), ErrorCode.BAD_FILE_FORMAT, "Priority"),
         (body({"Resources": [], "StorageCommitment": True}), ErrorCode.NOT_IMPLEMENTED,
          "commitment"),
     ],
@@ -424,9 +424,9 @@ def test_move_resources(world: World) -> None:
             ErrorCode.BAD_FILE_FORMAT,
             ErrorCode.PARAMETER_OUT_OF_RANGE,
         )
-    asynchronous = {"Level": "Study", "Resources": [], "Asynchronous": True}
-    assert error_of(world.remote.move_resources, "pacs", body(asynchronous)).code is (
-        ErrorCode.NOT_IMPLEMENTED
+    bad_priority = {"Level": "Study", "Resources": [], "Asynchronous": True, "Priority": 1.5}
+    assert error_of(world.remote.move_resources, "pacs", body(bad_priority)).code is (
+        ErrorCode.BAD_FILE_FORMAT
     )
     assert len(world.client.calls) == 1
 

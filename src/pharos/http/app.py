@@ -27,7 +27,9 @@ from pharos.http.rest import (
     thumbnails,
     upload,
 )
+from pharos.http.rest import jobs as jobs_routes
 from pharos.http.security import SecurityMiddleware
+from pharos.jobs.engine import JobsEngine
 from pharos.services.container import Services
 
 
@@ -46,6 +48,8 @@ def create_app(
     options: HttpOptions,
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    *,
+    jobs: JobsEngine,
 ) -> ASGIApp:
     """The REST API behind the security checks; uploads take a shortcut (see UploadEndpoint)."""
 
@@ -74,8 +78,11 @@ def create_app(
     install_error_handlers(app)
     uploads = upload.UploadEndpoint(services, options.describe_errors, options.threads)
     app.include_router(upload.router(uploads))
-    for module in (resources, instances, images, logs, system, find, annotate, modalities, queries):
+    for module in (resources, instances, images, logs, system, find, annotate):
         app.include_router(module.router(services))
+    for networking in (modalities, queries):  # they may submit jobs
+        app.include_router(networking.router(services, jobs))
+    app.include_router(jobs_routes.router(jobs))
     for module in (create, thumbnails):  # images, part 2
         app.include_router(module.router(services))
     if options.compression:

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Protocol
 
 from pharos.index.base_annotations import AnnotationIndex
+from pharos.index.base_jobs import JobIndex
 from pharos.index.base_modalities import ModalityIndex
 from pharos.index.base_search import SearchIndex
 from pharos.model.changes import Change
@@ -148,7 +149,7 @@ class ConcurrentChange(Exception):
     cause it)."""
 
 
-class Index(SearchIndex, AnnotationIndex, ModalityIndex, Protocol):
+class Index(SearchIndex, AnnotationIndex, ModalityIndex, JobIndex, Protocol):
     """What the services need from the metadata database; thread-safe."""
 
     def describe(self) -> str: ...

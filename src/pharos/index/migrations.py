@@ -20,6 +20,7 @@ from pharos.index.schema import (
     SEARCH_INDEXES,
     extra_tags,
     folded,
+    jobs,
     labels,
     metadata,
     modalities,
@@ -114,11 +115,17 @@ def _add_modalities(conn: Connection) -> None:
     modalities.create(conn, checkfirst=True)
 
 
+def _add_jobs(conn: Connection) -> None:
+    """Version 5: the jobs saved by the jobs engine (SaveJobs)."""
+    jobs.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_labels,
     2: _add_search_columns,
     3: _add_modalities,
+    4: _add_jobs,
 }
 
 

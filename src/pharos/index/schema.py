@@ -36,7 +36,7 @@ from sqlalchemy import (
 from pharos.dicom.maintags import INSTANCE_TAGS, PATIENT_TAGS, SERIES_TAGS, STUDY_TAGS, MainTag
 from pharos.model.levels import Level
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # SQLite only aliases the rowid (fast, auto-incrementing) for a column typed exactly INTEGER.
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -213,6 +213,18 @@ modalities = Table(
     metadata,
     Column("name", String(255), primary_key=True),
     Column("definition", Text, nullable=False),
+)
+
+# The jobs engine's saved jobs (schema version 5, SaveJobs): one row per job, its whole record
+# (state, priority, times, serialized step state) as JSON text; `position` orders them. `owner`
+# is the server that runs it (DatabaseServerIdentifier), for processes sharing PostgreSQL.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("record", Text, nullable=False),
 )
 
 extra_tags = Table(

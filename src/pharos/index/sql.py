@@ -28,6 +28,7 @@ from pharos.index.base import (
     StoreOutcome,
 )
 from pharos.index.compiled import Compiled
+from pharos.index.jobs import JobsMixin
 from pharos.index.modalities import ModalitiesMixin
 from pharos.index.schema import (
     LEVEL_TABLES,
@@ -53,7 +54,7 @@ _CHUNK = 500  # ids per IN (...) list
 AnyRow = Any
 
 
-class SqlIndex(SearchMixin, AnnotationsMixin, ModalitiesMixin):
+class SqlIndex(SearchMixin, AnnotationsMixin, ModalitiesMixin, JobsMixin):
     def __init__(
         self,
         *,

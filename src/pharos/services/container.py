@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pharos.services.annotations import AnnotationService
 from pharos.services.changes import ChangeLogService
 from pharos.services.deletion import DeletionService
+from pharos.services.dicom_jobs import DicomJobs
 from pharos.services.files import FileService
 from pharos.services.find import FindService
 from pharos.services.options import ServiceOptions
@@ -36,3 +37,4 @@ class Services:
     remote: RemoteDicomService  # the DICOM client operations (/modalities)
     queries: QueryService  # /modalities/{id}/query and /queries
     thumbnails: ThumbnailService  # cached JPEG thumbnails (an internal attachment)
+    dicom_jobs: DicomJobs  # store/move/retrieve, run now or prepared as jobs

@@ -3,9 +3,10 @@ C-MOVE and C-GET to remote modalities, through the `DicomClient` interface.
 
 Each operation picks its calling AE title (`LocalAet`, else the modality's `LocalAet`, else
 `DicomAet`) and timeout (`Timeout`, else the modality's, else `DicomScuTimeout`; 0 is none),
-runs synchronously and is logged with its peer, count and outcome. The client raises
-`PharosError` (NETWORK_PROTOCOL, TIMEOUT) when the peer cannot be reached or refuses.
-Asynchronous runs need the jobs engine, which Pharos does not have yet: they are refused.
+and is logged with its peer, count and outcome. The client raises `PharosError`
+(NETWORK_PROTOCOL, TIMEOUT) when the peer cannot be reached or refuses.
+C-STORE and C-MOVE also run as jobs (`services.dicom_jobs`) when asked `"Synchronous": false`
+or `"Asynchronous": true`: the plans built here are what those jobs do, step by step.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pharos.model.levels import Level
 from pharos.services.dicom_client import (
     Association,
     DicomClient,
+    FailedInstance,
     FindRequest,
     MoveRequest,
     StoreRequest,
@@ -40,16 +42,18 @@ from pharos.services.remote_find import (
     build_identifier,
     legacy_query,
     legacy_query_is_too_wide,
+    move_identifier,
     parse_query,
 )
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_requests import (
+    RunMode,
     json_object,
     optional_bool,
     optional_string,
     optional_timeout,
-    refuse_asynchronous,
-    retrieve_body,
+    retrieve_keys,
+    run_mode,
     store_body,
 )
 from pharos.services.store import StoreService
@@ -70,6 +74,68 @@ class ScuSettings:
     scu_timeout: int = 10  # DicomScuTimeout
     echo_checks_find: bool = False  # DicomEchoChecksFind
     log_exported_resources: bool = False  # LogExportedResources: /exports lists what is sent
+
+
+@dataclass(frozen=True, slots=True)
+class StorePlan:
+    """A C-STORE of local resources to a modality, as asked (run now, or as a job)."""
+
+    association: Association
+    resources: list[str]  # as given (any level): Orthanc's ParentResources
+    instances: list[StoredInstance]
+    permissive: bool  # failed instances do not fail the whole store
+    move_originator_aet: str | None
+    move_originator_id: int | None
+    run: RunMode
+
+
+def store_content(plan: StorePlan, count: int, failed: int) -> dict[str, Any]:
+    """Orthanc's content of a DicomModalityStore job (and the answer of a synchronous one)."""
+    content: dict[str, Any] = {
+        "Description": "REST API",
+        "FailedInstancesCount": failed,
+        "InstancesCount": count,
+        "LocalAet": plan.association.local_aet,
+        "ParentResources": plan.resources,
+        "RemoteAet": plan.association.modality.aet,
+    }
+    if plan.move_originator_id is not None:
+        content["MoveOriginatorAET"] = plan.move_originator_aet
+        content["MoveOriginatorID"] = plan.move_originator_id
+    return content
+
+
+@dataclass(frozen=True, slots=True)
+class MovePlan:
+    """C-MOVEs asked of a modality: one per set of keys, to `target_aet`."""
+
+    association: Association
+    level: Level
+    keys: list[dict[int, str]]
+    target_aet: str
+    query: list[dict[str, Any]]  # Orthanc's `Query` of the job content
+    run: RunMode
+
+    def identifier(self, index: int) -> Dataset:
+        return move_identifier(self.level, self.keys[index])
+
+
+def move_content(plan: MovePlan) -> dict[str, Any]:
+    """Orthanc's content of a DicomMoveScu job."""
+    return {
+        "Description": "REST API",
+        "LocalAet": plan.association.local_aet,
+        "Query": plan.query,
+        "RemoteAet": plan.association.modality.aet,
+        "TargetAet": plan.target_aet,
+    }
+
+
+def get_content(plan: MovePlan) -> dict[str, Any]:
+    """Orthanc's content of a DicomGetScu job (Orthanc 1.12)."""
+    content = move_content(plan)
+    del content["TargetAet"]
+    return content
 
 
 class RemoteDicomService:
@@ -183,11 +249,11 @@ class RemoteDicomService:
 
     # -- C-STORE ----------------------------------------------------------------------------
 
-    def store(self, name: str, raw: bytes) -> dict[str, Any]:
-        """POST /modalities/{id}/store: local resources (any level) sent over one association."""
+    def store_plan(self, name: str, raw: bytes) -> StorePlan:
+        """Reads the body of POST /modalities/{id}/store: what to send, to whom, how (404
+        before anything is sent)."""
         modality = self.registry.require(name)
         resources, body = store_body(raw)
-        refuse_asynchronous(body)
         if optional_bool(body, "StorageCommitment", False):
             raise PharosError(
                 ErrorCode.NOT_IMPLEMENTED,
@@ -199,44 +265,68 @@ class RemoteDicomService:
             raise PharosError(ErrorCode.BAD_FILE_FORMAT, '"MoveOriginatorID" must be an integer')
         originator_aet = optional_string(body, "MoveOriginatorAet") or self.settings.dicom_aet
         association = self.association_of(modality, body)
-        instances = self._instances_of(resources)  # 404 before anything is sent
+        return StorePlan(
+            association=association,
+            resources=resources,
+            instances=self._instances_of(resources),
+            permissive=permissive,
+            move_originator_aet=originator_aet if originator_id else None,
+            move_originator_id=originator_id or None,
+            run=run_mode(body),
+        )
+
+    def store(self, name: str, raw: bytes) -> dict[str, Any]:
+        """POST /modalities/{id}/store, run now whatever the body asks."""
+        return self.run_store(self.store_plan(name, raw))
+
+    def run_store(self, plan: StorePlan) -> dict[str, Any]:
+        """A store run synchronously: all over one association."""
+        failed = self.send(plan, plan.instances)
+        if failed and not plan.permissive:
+            raise self.store_failure(plan, failed, len(plan.instances))
+        self.stored(plan)
+        return store_content(plan, len(plan.instances), len(failed))
+
+    def send(self, plan: StorePlan, instances: Sequence[StoredInstance]) -> list[FailedInstance]:
+        """C-STORE some instances of a plan; the ones the peer refused."""
+        if not instances:
+            return []
+        association = plan.association
         request = StoreRequest(
             instances=instances,
             load=self._retrieve.load,
-            move_originator_aet=originator_aet if originator_id else None,
-            move_originator_id=originator_id or None,
-            allow_transcoding=modality.allow_transcoding,
+            move_originator_aet=plan.move_originator_aet,
+            move_originator_id=plan.move_originator_id,
+            allow_transcoding=association.modality.allow_transcoding,
         )
         peer = _peer(association)
         try:
-            report = self.client.store(association, request) if instances else None
+            report = self.client.store(association, request)
         except PharosError as exc:
             log.warning("C-STORE SCU to %s of %d instances failed: %s", peer, len(instances), exc)
             raise
-        failed = report.failed if report is not None else []
+        failed = report.failed
         log.info(
             "C-STORE SCU to %s: %d instances sent, %d failed",
             peer,
             len(instances) - len(failed),
             len(failed),
         )
-        if failed and not permissive:
-            reasons = "; ".join(f"{f.sop_instance_uid}: {f.reason}" for f in failed[:10])
-            raise PharosError(
-                ErrorCode.NETWORK_PROTOCOL,
-                f"C-STORE SCU to {peer}: {len(failed)} of {len(instances)} instances were not "
-                f"stored by the peer ({reasons})",
-            )
+        return failed
+
+    @staticmethod
+    def store_failure(plan: StorePlan, failed: list[FailedInstance], count: int) -> PharosError:
+        reasons = "; ".join(f"{f.sop_instance_uid}: {f.reason}" for f in failed[:10])
+        return PharosError(
+            ErrorCode.NETWORK_PROTOCOL,
+            f"C-STORE SCU to {_peer(plan.association)}: {len(failed)} of {count} instances "
+            f"were not stored by the peer ({reasons})",
+        )
+
+    def stored(self, plan: StorePlan) -> None:
+        """A store is over: log the exports (LogExportedResources)."""
         if self.settings.log_exported_resources:
-            self._index.log_exports(resources, name)
-        return {
-            "Description": "REST API",
-            "FailedInstancesCount": len(failed),
-            "InstancesCount": len(instances),
-            "LocalAet": association.local_aet,
-            "ParentResources": resources,
-            "RemoteAet": modality.aet,
-        }
+            self._index.log_exports(plan.resources, plan.association.modality.name)
 
     def store_straight(self, name: str, data: bytes) -> dict[str, str]:
         """POST /modalities/{id}/store-straight: the body, a DICOM file, sent as it is."""
@@ -270,12 +360,16 @@ class RemoteDicomService:
         log.info("C-STORE SCU (straight) to %s: 1 instance sent", peer)
         return {"SOPClassUID": sop_class, "SOPInstanceUID": sop_instance}
 
-    def _instances_of(self, resources: list[str]) -> list[StoredInstance]:
+    def _instances_of(
+        self, resources: list[str], skip_unknown: bool = False
+    ) -> list[StoredInstance]:
         refs: list[ResourceRef] = []
         seen: set[int] = set()
         for public_id in resources:
             ref = self._index.lookup(public_id)
             if ref is None:
+                if skip_unknown:
+                    continue  # deleted meanwhile
                 raise unknown_resource(public_id)
             for instance in self._index.descendants(ref, Level.INSTANCE):
                 if instance.pk not in seen:
@@ -330,6 +424,10 @@ class RemoteDicomService:
             result.append(patient_json)
         return result
 
+    def instances(self, public_ids: list[str]) -> list[StoredInstance]:
+        """The instances of these IDs still stored (a job resolves them at each step)."""
+        return self._instances_of(public_ids, skip_unknown=True)
+
     def _legacy_find(
         self, association: Association, level: Level, fields: Mapping[int, str]
     ) -> list[Dataset]:
@@ -350,25 +448,48 @@ class RemoteDicomService:
 
     # -- C-MOVE and C-GET of identifiers ----------------------------------------------------
 
-    def move_resources(self, name: str, raw: bytes) -> dict[str, Any]:
-        """POST /modalities/{id}/move: C-MOVE of identifiers (Orthanc 1.10 answers `{}`)."""
+    def move_plan(self, name: str, raw: bytes) -> MovePlan:
+        """Reads the body of POST /modalities/{id}/move."""
         modality = self.registry.require(name)
         body = json_object(raw)
-        refuse_asynchronous(body)
-        level, identifiers = retrieve_body(body)
+        level, keys = retrieve_keys(body)
         target = optional_string(body, "TargetAet") or self.settings.dicom_aet
         association = self.association_of(modality, body)
-        self.move(association, level, identifiers, target)
+        query = [self.answer_json(move_identifier(level, item), TagFormat.SHORT) for item in keys]
+        return MovePlan(association, level, keys, target, query, run_mode(body))
+
+    def move_resources(self, name: str, raw: bytes) -> dict[str, Any]:
+        """POST /modalities/{id}/move, run now whatever the body asks."""
+        return self.run_move(self.move_plan(name, raw))
+
+    def run_move(self, plan: MovePlan) -> dict[str, Any]:
+        """C-MOVEs run synchronously (Orthanc 1.10 answers `{}`)."""
+        identifiers = [plan.identifier(i) for i in range(len(plan.keys))]
+        self.move(plan.association, plan.level, identifiers, plan.target_aet)
         return {}
 
-    def get_resources(self, name: str, raw: bytes) -> dict[str, Any]:
-        """POST /modalities/{id}/get (Orthanc 1.12): C-GET of identifiers; the instances
-        received are stored here, with the peer's AE title as their RemoteAET."""
+    def get_plan(self, name: str, raw: bytes) -> MovePlan:
+        """Reads the body of POST /modalities/{id}/get (Orthanc 1.12): C-GET of identifiers."""
         modality = self.registry.require(name)
         body = json_object(raw)
-        refuse_asynchronous(body)
-        level, identifiers = retrieve_body(body)
+        level, keys = retrieve_keys(body)
         association = self.association_of(modality, body)
+        query = [self.answer_json(move_identifier(level, k), TagFormat.SHORT) for k in keys]
+        return MovePlan(association, level, keys, association.local_aet, query, run_mode(body))
+
+    def get_resources(self, name: str, raw: bytes) -> dict[str, Any]:
+        """POST /modalities/{id}/get, run now whatever the body asks."""
+        return self.run_get(self.get_plan(name, raw))
+
+    def run_get(self, plan: MovePlan) -> dict[str, Any]:
+        self.get(plan, [plan.identifier(i) for i in range(len(plan.keys))])
+        return get_content(plan)
+
+    def get(self, plan: MovePlan, identifiers: Sequence[Dataset]) -> list[str]:
+        """C-GET; the instances received are stored here, with the peer's AE title as their
+        RemoteAET. The IDs of the instances stored."""
+        association = plan.association
+        modality = association.modality
         reception = Reception(
             origin="DicomProtocol",
             remote_aet=modality.aet,
@@ -394,7 +515,7 @@ class RemoteDicomService:
             return _SUCCESS
 
         peer = _peer(association)
-        request = MoveRequest(level, identifiers, association.local_aet)
+        request = MoveRequest(plan.level, identifiers, association.local_aet)
         try:
             report = self.client.get(association, request, received)
         except PharosError as exc:
@@ -408,12 +529,7 @@ class RemoteDicomService:
             report.warning,
             len(stored),
         )
-        return {
-            "Description": "REST API",
-            "LocalAet": association.local_aet,
-            "Query": [self.answer_json(i, TagFormat.SHORT) for i in identifiers],
-            "RemoteAet": modality.aet,
-        }
+        return stored
 
 
 def _peer(association: Association) -> str:

@@ -19,10 +19,9 @@ from pharos.dicom.orthanc_json import TagFormat, main_tags_to_json
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.services.modalities import Modality
-from pharos.services.remote_dicom import RemoteDicomService
+from pharos.services.remote_dicom import MovePlan, RemoteDicomService, move_content
 from pharos.services.remote_find import (
     build_identifier,
-    move_identifier,
     move_keys,
     parse_level,
     parse_query,
@@ -34,7 +33,7 @@ from pharos.services.remote_requests import (
     optional_string,
     optional_timeout,
     parse_json,
-    refuse_asynchronous,
+    run_mode,
 )
 
 
@@ -190,30 +189,37 @@ class QueryService:
 
     # -- C-MOVE of answers ------------------------------------------------------------------
 
-    def retrieve(self, query_id: str, index: int | None, raw: bytes) -> dict[str, Any]:
+    def retrieve_plan(self, query_id: str, index: int | None, raw: bytes) -> MovePlan:
         """/queries/{id}/retrieve (every answer) or /queries/{id}/answers/{index}/retrieve;
         the body is a target AE title, or an object with `TargetAet`, `Timeout`, ..."""
         query = self.archive.get(query_id)
         answers = query.answers if index is None else [query.answer(index)]
         body = _retrieve_options(raw)
-        refuse_asynchronous(body)
         fmt = answer_format(body, TagFormat.SHORT)
         target = optional_string(body, "TargetAet") or self._remote.settings.dicom_aet
         timeout = optional_timeout(body)
         association = self._remote.association(
             query.modality, query.local_aet, query.timeout if timeout is None else timeout
         )
-        identifiers = [
-            move_identifier(query.level, move_keys(query.level, answer)) for answer in answers
-        ]
+        return MovePlan(
+            association=association,
+            level=query.level,
+            keys=[move_keys(query.level, answer) for answer in answers],
+            target_aet=target,
+            query=[self._remote.answer_json(answer, fmt) for answer in answers],
+            run=run_mode(body),
+        )
+
+    def retrieve(self, query_id: str, index: int | None, raw: bytes) -> dict[str, Any]:
+        """A retrieve run now whatever the body asks."""
+        return self.run_retrieve(self.retrieve_plan(query_id, index, raw))
+
+    def run_retrieve(self, plan: MovePlan) -> dict[str, Any]:
+        """The C-MOVEs of a retrieve plan, run now: Orthanc's job content as the answer."""
+        identifiers = [plan.identifier(i) for i in range(len(plan.keys))]
         if identifiers:
-            self._remote.move(association, query.level, identifiers, target)
-        return {
-            "Description": "REST API",
-            "LocalAet": association.local_aet,
-            "Query": [self._remote.answer_json(answer, fmt) for answer in answers],
-            "RemoteAet": query.modality.aet,
-        }
+            self._remote.move(plan.association, plan.level, identifiers, plan.target_aet)
+        return move_content(plan)
 
 
 def _retrieve_options(raw: bytes) -> dict[str, Any]:

@@ -4,14 +4,15 @@ fields with their types checked, and clear 400 errors naming the field at fault.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydicom.dataset import Dataset
 
 from pharos.dicom.orthanc_json import TagFormat
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.ids import is_public_id
+from pharos.model.jobs import parse_priority
 from pharos.model.levels import Level
 from pharos.services.remote_find import move_identifier, parse_level, parse_query
 
@@ -58,15 +59,19 @@ def optional_bool(body: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def refuse_asynchronous(body: Mapping[str, Any]) -> None:
-    """Pharos runs these operations synchronously only (no jobs engine yet)."""
+@dataclass(frozen=True, slots=True)
+class RunMode:
+    """`Synchronous` (default) or `Asynchronous`: as a job, with Orthanc's `Priority`."""
+
+    asynchronous: bool = False
+    priority: int = 0
+
+
+def run_mode(body: Mapping[str, Any]) -> RunMode:
     asynchronous = optional_bool(body, "Asynchronous", False)
-    if asynchronous or not optional_bool(body, "Synchronous", True):
-        raise PharosError(
-            ErrorCode.NOT_IMPLEMENTED,
-            "Asynchronous operations need the jobs engine, which Pharos does not have yet: "
-            'leave out "Synchronous": false / "Asynchronous": true',
-        )
+    if not optional_bool(body, "Synchronous", True):
+        asynchronous = True
+    return RunMode(asynchronous, parse_priority(body.get("Priority")))
 
 
 def answer_format(body: Mapping[str, Any], default: TagFormat) -> TagFormat:
@@ -122,7 +127,7 @@ def store_body(raw: bytes) -> tuple[list[str], dict[str, Any]]:
     return ids, options
 
 
-def retrieve_body(body: Mapping[str, Any]) -> tuple[Level, list[Dataset]]:
+def retrieve_keys(body: Mapping[str, Any]) -> tuple[Level, list[dict[int, str]]]:
     """`Level` and `Resources` (a list of identifier objects) of /move and /get."""
     if not isinstance(body.get("Resources"), list) or not isinstance(body.get("Level"), str):
         raise PharosError(
@@ -130,8 +135,7 @@ def retrieve_body(body: Mapping[str, Any]) -> tuple[Level, list[Dataset]]:
             "Must provide a JSON body containing fields Resources and Level",
         )
     level = parse_level(body["Level"])
-    identifiers = []
-    for item in body["Resources"]:
-        identifier = move_identifier(level, parse_query(item, "Resources elements"))
-        identifiers.append(identifier)
-    return level, identifiers
+    keys = [parse_query(item, "Resources elements") for item in body["Resources"]]
+    for item in keys:
+        move_identifier(level, item)  # refused here when it cannot make an identifier
+    return level, keys

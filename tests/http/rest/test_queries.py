@@ -282,5 +282,7 @@ def test_bad_query_requests(api_factory: Any) -> None:
         assert response.json()["Details"]
     for path in ("/queries/nope", "/queries/nope/answers", "/queries/nope/answers/0/content"):
         assert api.get(path).status_code == 404
-    response = api.post("/modalities/x/store", json={"Resources": [], "Synchronous": False})
-    assert response.status_code == 501 and "jobs engine" in response.json()["Details"]
+    response = api.post(
+        "/modalities/x/get", json={"Level": "Study", "Resources": [], "Synchronous": 0}
+    )
+    assert response.status_code == 400 and "Synchronous" in response.json()["Details"]

@@ -8,6 +8,8 @@ from starlette.responses import Response
 
 from pharos.http.arguments import flag
 from pharos.http.responses import JsonResponse, text_response
+from pharos.http.rest.jobs import answer
+from pharos.jobs.engine import JobsEngine
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.services.container import Services
@@ -32,9 +34,10 @@ _OPERATIONS = [
 ]
 
 
-def router(services: Services) -> APIRouter:
+def router(services: Services, jobs: JobsEngine) -> APIRouter:
     api = APIRouter(tags=["Networking"])
     remote: RemoteDicomService = services.remote
+    dicom_jobs = services.dicom_jobs
     registry = remote.registry
 
     @api.get("/modalities", summary="List the DICOM modalities (?expand: their parameters)")
@@ -88,33 +91,39 @@ def router(services: Services) -> APIRouter:
 
     @api.post(
         "/modalities/{id}/store",
-        summary="C-STORE local resources to the modality (synchronously)",
+        summary="C-STORE local resources to the modality",
         description=(
             "Body: a resource ID, a list of IDs, or {Resources, LocalAet, MoveOriginatorAet, "
-            "MoveOriginatorID, Timeout, Permissive}. Resources of any level are sent as their "
-            "instances over one association."
+            "MoveOriginatorID, Timeout, Permissive, Synchronous, Priority}. Resources of any "
+            "level are sent as their instances over one association; as a DicomModalityStore "
+            'job with "Synchronous": false.'
         ),
     )
     async def store(id: str, request: Request) -> JsonResponse:
-        return JsonResponse(await run_in_threadpool(remote.store, id, await request.body()))
+        body = await request.body()
+        return await answer(jobs, await run_in_threadpool(dicom_jobs.store, id, body))
 
     @api.post("/modalities/{id}/store-straight", summary="C-STORE the DICOM file in the body")
     async def store_straight(id: str, request: Request) -> JsonResponse:
         body = await request.body()
         return JsonResponse(await run_in_threadpool(remote.store_straight, id, body))
 
-    @api.post("/modalities/{id}/move", summary="C-MOVE (body {Level, Resources, TargetAet})")
+    @api.post(
+        "/modalities/{id}/move",
+        summary="C-MOVE (body {Level, Resources, TargetAet, Synchronous, Priority})",
+    )
     async def move(id: str, request: Request) -> JsonResponse:
         body = await request.body()
-        return JsonResponse(await run_in_threadpool(remote.move_resources, id, body))
+        return await answer(jobs, await run_in_threadpool(dicom_jobs.move, id, body))
 
     @api.post(
         "/modalities/{id}/get",
-        summary="C-GET (body {Level, Resources}); the instances are stored here",
+        summary="C-GET (body {Level, Resources, Synchronous, Priority}); the instances are "
+        "stored here",
     )
     async def get(id: str, request: Request) -> JsonResponse:
         body = await request.body()
-        return JsonResponse(await run_in_threadpool(remote.get_resources, id, body))
+        return await answer(jobs, await run_in_threadpool(dicom_jobs.get, id, body))
 
     @api.post("/modalities/{id}/find", summary="Hierarchical C-FIND (deprecated by Orthanc)")
     async def find(id: str, request: Request) -> JsonResponse:

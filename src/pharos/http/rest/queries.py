@@ -10,6 +10,8 @@ from starlette.responses import Response
 from pharos.dicom.orthanc_json import format_from_query
 from pharos.http.arguments import flag
 from pharos.http.responses import JsonResponse, text_response
+from pharos.http.rest.jobs import answer
+from pharos.jobs.engine import JobsEngine
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.services.container import Services
@@ -24,9 +26,10 @@ def _index(text: str) -> int:
     return int(text)
 
 
-def router(services: Services) -> APIRouter:
+def router(services: Services, jobs: JobsEngine) -> APIRouter:
     api = APIRouter(tags=["Networking"])
     queries: QueryService = services.queries
+    dicom_jobs = services.dicom_jobs
     archive = queries.archive
 
     @api.post(
@@ -68,12 +71,13 @@ def router(services: Services) -> APIRouter:
     @api.post("/queries/{id}/answers/{index}/retrieve", summary="C-MOVE one answer")
     async def retrieve_answer(id: str, index: str, request: Request) -> JsonResponse:
         body = await request.body()
-        return JsonResponse(await run_in_threadpool(queries.retrieve, id, _index(index), body))
+        result = await run_in_threadpool(dicom_jobs.retrieve, id, _index(index), body)
+        return await answer(jobs, result)
 
     @api.post("/queries/{id}/retrieve", summary="C-MOVE every answer (body: target AET or {...})")
     async def retrieve_all(id: str, request: Request) -> JsonResponse:
         body = await request.body()
-        return JsonResponse(await run_in_threadpool(queries.retrieve, id, None, body))
+        return await answer(jobs, await run_in_threadpool(dicom_jobs.retrieve, id, None, body))
 
     @api.get("/queries/{id}/level", summary="The level of the query")
     def level(id: str) -> Response:
