@@ -28,6 +28,7 @@ from pharos.config_options import (
     GROUP_TITLES,
     SETTINGS,
     UNSUPPORTED,
+    UNSUPPORTED_DICOMWEB,
     UNSUPPORTED_POSTGRESQL,
     Setting,
 )
@@ -68,6 +69,7 @@ _KIND_NAMES: Final[Mapping[type, str]] = {
 
 _SECTION_UNSUPPORTED: Final[Mapping[str, Mapping[str, str]]] = {
     "PostgreSQL": UNSUPPORTED_POSTGRESQL,
+    "DicomWeb": UNSUPPORTED_DICOMWEB,
 }
 
 

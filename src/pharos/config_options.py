@@ -1164,6 +1164,24 @@ POSTGRESQL_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+# The options of Orthanc's DICOMweb plugin that Pharos implements (its defaults).
+DICOMWEB_SETTINGS: tuple[Setting, ...] = (
+    Setting("Enable", True, bool, "Whether DICOMweb support is enabled"),
+    Setting(
+        "Root",
+        "/dicom-web/",
+        str,
+        "Root URI of the DICOMweb API (for QIDO-RS, STOW-RS and WADO-RS)",
+    ),
+    Setting(
+        "QidoCaseSensitive",
+        True,
+        bool,
+        "For QIDO-RS server, whether search is case sensitive (fuzzymatching=true in a query "
+        "makes person names case-insensitive)",
+    ),
+)
+
 PHAROS_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PostgreSQL",
@@ -1174,6 +1192,14 @@ PHAROS_SETTINGS: tuple[Setting, ...] = (
         "existing section works unchanged. Without it (or with EnableIndex false) Pharos uses "
         "its embedded SQLite index in IndexDirectory.",
         children=POSTGRESQL_SETTINGS,
+    ),
+    Setting(
+        "DicomWeb",
+        None,
+        dict,
+        "The DICOMweb server (QIDO-RS, WADO-RS, STOW-RS), configured as Orthanc's DICOMweb "
+        "plugin (same section and option names).",
+        children=DICOMWEB_SETTINGS,
     ),
 )
 
@@ -1197,7 +1223,6 @@ _NEWER = "option of a newer Orthanc release"
 # Options that Orthanc (or one of its plugins) knows and Pharos does not implement yet: reported
 # as such at start-up rather than as unknown, and ignored.
 UNSUPPORTED: Mapping[str, str] = {
-    "DicomWeb": _PLUGIN,
     "Gdcm": _PLUGIN,
     "Python": _PLUGIN,
     "PythonScript": _PLUGIN,
@@ -1231,6 +1256,31 @@ UNSUPPORTED: Mapping[str, str] = {
 }
 
 _PG_NEWER = "option of a newer PostgreSQL plugin release"
+
+# Options of Orthanc's DICOMweb plugin that Pharos does not implement yet: reported as such
+# rather than as unknown, and ignored.
+_DW_LATER = "option of Orthanc's DICOMweb plugin"
+UNSUPPORTED_DICOMWEB: Mapping[str, str] = {
+    name: _DW_LATER
+    for name in (
+        "EnableWado",
+        "WadoRoot",
+        "Ssl",
+        "Host",
+        "Servers",
+        "ServersInDatabase",
+        "StudiesMetadata",
+        "SeriesMetadata",
+        "EnableMetadataCache",
+        "MetadataWorkerThreadsCount",
+        "PublicRoot",
+        "StowMaxInstances",
+        "StowMaxSize",
+        "EnablePerformanceLogs",
+        "ReadOnly",
+        "Debug",
+    )
+}
 
 UNSUPPORTED_POSTGRESQL: Mapping[str, str] = {
     "HousekeepingInterval": _PG_NEWER,

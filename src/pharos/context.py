@@ -30,8 +30,13 @@ from pharos.services.container import Services
 from pharos.services.deletion import DeletionService
 from pharos.services.dicom_jobs import DicomJobs
 from pharos.services.dicom_retrieve import RetrieveService
+from pharos.services.dicomweb_retrieve import DicomWebRetrieve
+from pharos.services.dicomweb_search import DicomWebSearch
+from pharos.services.dicomweb_server import DicomWebServer, normalize_root
+from pharos.services.dicomweb_store import DicomWebStore
 from pharos.services.files import FileService
 from pharos.services.find import FindService
+from pharos.services.images import ImageService
 from pharos.services.maintenance import StabilityMonitor, remove_orphan_files
 from pharos.services.modalities import parse_modalities
 from pharos.services.options import ServiceOptions
@@ -143,6 +148,10 @@ class ServerContext:
                 log_exported_resources=config.get_bool("LogExportedResources"),
             ),
         )
+        find = FindService(self.index, files, options, store)
+        thumbnails = ThumbnailService(
+            self.index, self.storage, ResourceService(self.index), files, options.store_md5
+        )
         queries = QueryService(remote, QueryArchive(config.get_int("QueryRetrieveSize")))
         dicom_jobs = DicomJobs(remote, queries)
         self.jobs = JobsEngine(
@@ -161,14 +170,13 @@ class ServerContext:
             files=files,
             changes=ChangeLogService(self.index),
             tags=TagService(self.index, files, options),
-            find=FindService(self.index, files, options, store),
+            find=find,
             annotations=AnnotationService(self.index, self.storage, files, options),
             modalities=registry,
             remote=remote,
             queries=queries,
-            thumbnails=ThumbnailService(
-                self.index, self.storage, ResourceService(self.index), files, options.store_md5
-            ),
+            thumbnails=thumbnails,
+            dicomweb=self._dicomweb(config, find, files, store, options, thumbnails),
             dicom_jobs=dicom_jobs,
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
@@ -188,6 +196,29 @@ class ServerContext:
         self.stability = StabilityMonitor(self.index, options.stable_age)
         self.dicom = create_dicom_server(config, self.services, self.index)
         self._cleanup: threading.Thread | None = None
+
+    def _dicomweb(
+        self,
+        config: Config,
+        find: FindService,
+        files: FileService,
+        store: StoreService,
+        options: ServiceOptions,
+        thumbnails: ThumbnailService,
+    ) -> DicomWebServer | None:
+        section = config.section("DicomWeb")
+        if not section.get_bool("Enable"):
+            return None
+        return DicomWebServer(
+            root=normalize_root(section.get_str("Root")),
+            search=DicomWebSearch(
+                self.index, find, files, options, section.get_bool("QidoCaseSensitive")
+            ),
+            retrieve=DicomWebRetrieve(self.index, self.storage, files, options.store_md5),
+            store=DicomWebStore(store),
+            thumbnails=thumbnails,
+            images=ImageService(ResourceService(self.index), files),
+        )
 
     def create_app(self) -> ASGIApp:
         return create_app(self.services, self.http_options, self.start, self.stop, jobs=self.jobs)

@@ -12,6 +12,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pharos import __version__
+from pharos.http import dicomweb
 from pharos.http.errors import install_error_handlers
 from pharos.http.rest import (
     annotate,
@@ -85,6 +86,8 @@ def create_app(
     app.include_router(jobs_routes.router(jobs))
     for module in (create, thumbnails):  # images, part 2
         app.include_router(module.router(services))
+    if services.dicomweb is not None:
+        app.include_router(dicomweb.router(services.dicomweb))
     if options.compression:
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
 

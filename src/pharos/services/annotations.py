@@ -24,11 +24,15 @@ from pharos.index.base_annotations import (
 )
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
+from pharos.services.dicomweb_retrieve import METADATA_CONTENT_TYPE
 from pharos.services.files import FileService
 from pharos.services.options import ServiceOptions
 from pharos.services.thumbnails import THUMBNAIL_CONTENT_TYPE as THUMBNAIL
 from pharos.storage.base import StorageArea
 from pharos.storage.compression import Compression, compress
+
+# Internal caches (thumbnails, DICOMweb metadata): not Orthanc attachments.
+_INTERNAL = frozenset({THUMBNAIL, METADATA_CONTENT_TYPE})
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +146,7 @@ class AnnotationService:
 
     def list_attachments(self, ref: ResourceRef, full: bool) -> Any:
         # Internal caches (the thumbnail) are not Orthanc attachments: not listed.
-        found = [a for a in self._index.attachments(ref) if a.content_type != THUMBNAIL]
+        found = [a for a in self._index.attachments(ref) if a.content_type not in _INTERNAL]
         if full:
             return {self.names.content_type_name(a.content_type): a.content_type for a in found}
         return [self.names.content_type_name(a.content_type) for a in found]
@@ -150,7 +154,7 @@ class AnnotationService:
     def attachment(self, ref: ResourceRef, name: str) -> Attachment:
         content_type = self.names.content_type_number(name)
         found = self._index.attachment(ref, content_type)
-        if found is None or content_type == THUMBNAIL:
+        if found is None or content_type in _INTERNAL:
             raise PharosError(
                 ErrorCode.UNKNOWN_RESOURCE, f"No attachment {name!r} on {_describe(ref)}"
             )

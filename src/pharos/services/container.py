@@ -8,6 +8,7 @@ from pharos.services.annotations import AnnotationService
 from pharos.services.changes import ChangeLogService
 from pharos.services.deletion import DeletionService
 from pharos.services.dicom_jobs import DicomJobs
+from pharos.services.dicomweb_server import DicomWebServer
 from pharos.services.files import FileService
 from pharos.services.find import FindService
 from pharos.services.options import ServiceOptions
@@ -38,3 +39,4 @@ class Services:
     queries: QueryService  # /modalities/{id}/query and /queries
     thumbnails: ThumbnailService  # cached JPEG thumbnails (an internal attachment)
     dicom_jobs: DicomJobs  # store/move/retrieve, run now or prepared as jobs
+    dicomweb: DicomWebServer | None = None  # None: DicomWeb.Enable is false

@@ -1,0 +1,200 @@
+"""Benchmark DICOMweb: QIDO-RS study search by StudyDate range, WADO-RS series metadata (cold
+and cached) and STOW-RS throughput, on a fresh `pharos serve`.
+
+Loads the generated corpus of bench/corpus.py (10,000 instances = 2,000 studies by default,
+the size of the issue's Orthanc numbers) with bench/find.py's loader, adds series of 20
+512x512 CT instances (bench/ingest.py's generator), then times the requests with one
+keep-alive client and checks every answer. Run from the repository root:
+
+    .venv/bin/python bench/dicomweb.py --backend sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import http.client
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import pydicom  # noqa: E402
+
+from corpus import Corpus  # noqa: E402
+from find import load  # noqa: E402
+from ingest import fresh_server, generate  # noqa: E402
+
+QIDO_TARGET_MS = 10.0
+METADATA_TARGET_MS = 5.0
+ROOT = "/dicom-web"
+
+
+class Client:
+    """One keep-alive HTTP connection."""
+
+    def __init__(self, url: str):
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=120)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, float]:
+        start = time.perf_counter()
+        self.conn.request(method, path, body=body, headers=headers or {})
+        response = self.conn.getresponse()
+        data = response.read()
+        return response.status, data, time.perf_counter() - start
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p95_ms": ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
+
+
+def date_window(corpus: Corpus, hits: int) -> tuple[str, str, int]:
+    """A StudyDate range holding about `hits` studies, and how many it holds exactly."""
+    dates = sorted(study.date for study in corpus.studies)
+    first = dates[len(dates) // 3]
+    last = dates[min(len(dates) - 1, len(dates) // 3 + hits - 1)]
+    expected = bisect.bisect_right(dates, last) - bisect.bisect_left(dates, first)
+    return first, last, expected
+
+
+def qido(client: Client, corpus: Corpus, repetitions: int) -> dict[str, Any]:
+    first, last, expected = date_window(corpus, 100)
+    path = f"{ROOT}/studies?StudyDate={first}-{last}"
+    timings = []
+    for repetition in range(repetitions + 5):
+        status, body, elapsed = client.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"QIDO answered {status}: {body[:300]!r}")
+        answers = json.loads(body)
+        if len(answers) != expected:
+            raise RuntimeError(f"QIDO found {len(answers)} studies, expected {expected}")
+        if repetition >= 5:  # warm-up first
+            timings.append(elapsed)
+    return {"hits": expected, "range": f"{first}-{last}", **percentiles(timings)}
+
+
+def metadata(client: Client, series_count: int, repetitions: int) -> dict[str, Any]:
+    files = generate(series_count * 20, per_series=20)
+    series: list[tuple[str, str]] = []
+    for data in files:
+        status, body, _ = client.request(
+            "POST", "/instances", data, {"Content-Type": "application/dicom"}
+        )
+        if status != 200:
+            raise RuntimeError(f"upload answered {status}: {body[:300]!r}")
+    for data in files[::20]:
+        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        series.append((str(header.StudyInstanceUID), str(header.SeriesInstanceUID)))
+    cold, cached = [], []
+    for study, serie in series:
+        path = f"{ROOT}/studies/{study}/series/{serie}/metadata"
+        status, body, elapsed = client.request("GET", path)
+        if status != 200 or len(json.loads(body)) != 20:
+            raise RuntimeError(f"metadata answered {status}: {body[:300]!r}")
+        cold.append(elapsed)
+    study, serie = series[0]
+    path = f"{ROOT}/studies/{study}/series/{serie}/metadata"
+    for _ in range(repetitions):
+        status, body, elapsed = client.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"metadata answered {status}")
+        cached.append(elapsed)
+    return {
+        "series": len(series),
+        "file_kb": len(files[0]) // 1024,
+        "cold": percentiles(cold),
+        "cached": percentiles(cached),
+    }
+
+
+def stow(client: Client, count: int, per_request: int) -> dict[str, Any]:
+    files = generate(count, per_series=per_request)
+    boundary = uuid.uuid4().hex
+    start = time.perf_counter()
+    for offset in range(0, count, per_request):
+        body = (
+            b"".join(
+                f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data + b"\r\n"
+                for data in files[offset : offset + per_request]
+            )
+            + f"--{boundary}--\r\n".encode()
+        )
+        content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        status, answer, _ = client.request(
+            "POST", f"{ROOT}/studies", body, {"Content-Type": content_type}
+        )
+        if status != 200:
+            raise RuntimeError(f"STOW answered {status}: {answer[:300]!r}")
+    elapsed = time.perf_counter() - start
+    return {"instances": count, "per_request": per_request, "instances_per_s": count / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--instances", type=int, default=10_000, help="corpus size (5 per study)")
+    parser.add_argument("--repetitions", type=int, default=200)
+    parser.add_argument("--series", type=int, default=10, help="20-instance series for metadata")
+    parser.add_argument("--stow", type=int, default=400, help="instances sent with STOW-RS")
+    args = parser.parse_args()
+
+    corpus = Corpus.plan(args.instances)
+    results: dict[str, Any] = {
+        "backend": args.backend,
+        "studies": len(corpus.studies),
+        "load_before": os.getloadavg(),
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="pharos-dicomweb-") as tmp,
+        fresh_server(args.backend, Path(tmp)) as server,
+    ):
+        print(f"loading {corpus.instance_count:,} instances ({len(corpus.studies):,} studies)")
+        load(server.url, corpus, 4)
+        client = Client(server.url)
+        results["qido_study_date_range"] = qido(client, corpus, args.repetitions)
+        print("qido", results["qido_study_date_range"], flush=True)
+        results["series_metadata_20"] = metadata(client, args.series, args.repetitions)
+        print("metadata", results["series_metadata_20"], flush=True)
+        results["stow"] = stow(client, args.stow, 20)
+        print("stow", results["stow"], flush=True)
+    results["load_after"] = os.getloadavg()
+    qido_p50 = results["qido_study_date_range"]["p50_ms"]
+    cached_p50 = results["series_metadata_20"]["cached"]["p50_ms"]
+    print(
+        f"\nQIDO StudyDate range ({results['qido_study_date_range']['hits']} hits, "
+        f"{results['studies']:,} studies): p50 {qido_p50:.2f} ms "
+        f"(target < {QIDO_TARGET_MS:.0f} ms)\n"
+        f"series metadata, 20 instances: cold p50 "
+        f"{results['series_metadata_20']['cold']['p50_ms']:.2f} ms, cached p50 "
+        f"{cached_p50:.2f} ms (target < {METADATA_TARGET_MS:.0f} ms)\n"
+        f"STOW-RS: {results['stow']['instances_per_s']:.0f} instances/s "
+        f"({results['stow']['per_request']} per request, 1 client)\n"
+        f"load average before/after: {results['load_before']} / {results['load_after']}"
+    )
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

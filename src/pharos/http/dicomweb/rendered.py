@@ -1,0 +1,115 @@
+"""WADO-RS rendered resources (PS3.18 10.4.1.1.3, 8.3.5.1): an instance or one of its frames
+as a consumer-ready JPEG or PNG, windowed and scaled as the query parameters ask, through the
+REST API's rendering (`/instances/{id}/rendered`)."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pharos.dicom.image_formats import ImageFormat
+from pharos.dicom.rendering import RenderOptions
+from pharos.http.dicomweb.multipart import media_ranges
+from pharos.model.errors import ErrorCode, PharosError
+from pharos.services.dicomweb_server import DicomWebServer
+
+NOT_GZIPPED = {"Content-Encoding": "identity"}
+DEFAULT_QUALITY = 90
+_FORMATS = {"image/jpeg": ImageFormat.JPEG, "image/png": ImageFormat.PNG}
+
+
+def router(server: DicomWebServer) -> APIRouter:
+    api = APIRouter()
+
+    def render(request: Request, uids: tuple[str, str, str], frame: int) -> Response:
+        fmt = _format(request.headers.get("accept"))
+        options, quality = _options(request)
+        ref = server.retrieve.resource(uids)
+        try:
+            image = server.images.rendered(ref.public_id, frame, options, fmt, quality)
+        except PharosError as exc:
+            if frame > 0 and exc.code is ErrorCode.PARAMETER_OUT_OF_RANGE:
+                raise _bad(f"The instance has no frame {frame + 1} (frames start at 1)") from None
+            raise
+        return Response(image.data, media_type=image.media_type, headers=NOT_GZIPPED)
+
+    @api.get(
+        "/studies/{study}/series/{series}/instances/{instance}/rendered",
+        summary="WADO-RS: the instance (its first frame) rendered as JPEG or PNG",
+    )
+    def instance(request: Request, study: str, series: str, instance: str) -> Response:
+        return render(request, (study, series, instance), 0)
+
+    @api.get(
+        "/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered",
+        summary="WADO-RS: a frame (numbered from 1) rendered as JPEG or PNG",
+    )
+    def frame(request: Request, study: str, series: str, instance: str, frame: str) -> Response:
+        if not frame.isascii() or not frame.isdigit() or int(frame) < 1:
+            raise _bad(f"Frame numbers start at 1 (one frame per request): {frame!r}")
+        return render(request, (study, series, instance), int(frame) - 1)
+
+    return api
+
+
+def _format(accept: str | None) -> ImageFormat:
+    """JPEG unless the client asks for PNG first; 406 for anything else."""
+    if not accept:
+        return ImageFormat.JPEG
+    for kind, _ in media_ranges(accept):
+        if kind in _FORMATS:
+            return _FORMATS[kind]
+        if kind in ("*/*", "image/*"):
+            return ImageFormat.JPEG
+    raise PharosError(
+        ErrorCode.NOT_ACCEPTABLE,
+        f"Cannot answer with {accept!r}: rendered images are image/jpeg or image/png",
+        http_status=406,
+    )
+
+
+def _options(request: Request) -> tuple[RenderOptions, int]:
+    """`viewport=vw,vh`, `window=center,width,function` (linear only) and `quality`."""
+    parameters = request.query_params
+    width = height = None
+    if "viewport" in parameters:
+        sizes = _numbers("viewport", parameters["viewport"])
+        if len(sizes) != 2 or any(size < 1 or size != int(size) for size in sizes):
+            raise _bad("viewport must be two positive integers vw,vh (no source rectangle)")
+        width, height = int(sizes[0]), int(sizes[1])
+    center = window = None
+    if "window" in parameters:
+        parts = parameters["window"].split(",")
+        function = parts[2].strip().upper() if len(parts) == 3 else "LINEAR"
+        if len(parts) not in (2, 3) or function != "LINEAR":
+            raise _bad("window must be center,width[,linear]")
+        center, window = _numbers("window", ",".join(parts[:2]))
+        if window <= 0:
+            raise _bad("The window width must be positive")
+    quality = DEFAULT_QUALITY
+    if "quality" in parameters:
+        text = parameters["quality"]
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 100:
+            raise _bad(f"quality must be an integer from 1 to 100, not {text!r}")
+        quality = int(text)
+    options = RenderOptions(
+        window_center=center, window_width=window, width=width, height=height, smooth=True
+    )
+    return options, quality
+
+
+def _numbers(name: str, text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise _bad(f"{name} must be numbers separated by commas, not {text!r}") from None
+    if not all(math.isfinite(value) for value in values):
+        raise _bad(f"{name} must be finite numbers, not {text!r}")
+    return values
+
+
+def _bad(details: str) -> PharosError:
+    return PharosError(ErrorCode.BAD_REQUEST, details, http_status=400)

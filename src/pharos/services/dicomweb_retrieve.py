@@ -1,0 +1,206 @@
+"""WADO-RS (PS3.18 10.4): the instances of a study, series or instance named by their UIDs,
+their stored files (transcoded when asked), and their metadata in the DICOM JSON model.
+
+Metadata is cached as an internal attachment (not listed by /attachments): on a series, the
+JSON array of its instances (without bulk data) with the list of instances it was built from;
+on an instance asked for alone, its JSON object. A cache is written at first use, so series
+metadata reads one small file instead of parsing every DICOM file. It stays fresh for the
+reasons thumbnails do (services/thumbnails.py): instances are immutable, their attachments die
+with them, and a series whose instances changed no longer matches its cache's list. A
+transcoded or re-written file keeps the same attributes (the file meta is not part of them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import uuid
+
+import pydicom
+
+from pharos.dicom.dicom_json import dataset_to_dicom_json
+from pharos.dicom.transcode import transcode
+from pharos.index.base import Attachment, Index, ResourceRef
+from pharos.index.base_annotations import ExpectedRevision
+from pharos.model.errors import ErrorCode, PharosError
+from pharos.model.levels import Level
+from pharos.services.files import FileService
+from pharos.storage.base import StorageArea
+from pharos.storage.compression import Compression
+
+log = logging.getLogger(__name__)
+
+# Internal attachment (below Orthanc's user range, not listed by /attachments), next to the
+# thumbnails' 900.
+METADATA_CONTENT_TYPE = 901
+_ONLY_IF_ABSENT = ExpectedRevision(-1, "")
+_UID_CHARACTERS = frozenset("0123456789.")
+
+
+class DicomWebRetrieve:
+    def __init__(
+        self, index: Index, storage: StorageArea, files: FileService, store_md5: bool = True
+    ):
+        self._index = index
+        self._storage = storage
+        self._files = files
+        self._store_md5 = store_md5
+
+    def resources(self, uids: tuple[str, ...]) -> list[ResourceRef]:
+        """The studies (one UID), series (two) or instances (three) named by their UIDs:
+        usually one; several only if patients share a study. 404 if there are none, 400 for
+        a malformed UID. By identifier lookups, cheaper than a search."""
+        for uid in uids:
+            if not uid or len(uid) > 64 or not set(uid) <= _UID_CHARACTERS:
+                raise PharosError(ErrorCode.BAD_REQUEST, f"Invalid UID: {uid!r}", http_status=400)
+        parents: set[int] | None = None
+        found: list[ResourceRef] = []
+        for level, uid in zip((Level.STUDY, Level.SERIES, Level.INSTANCE), uids, strict=False):
+            found = [
+                ref
+                for ref in self._index.lookup_identifier(uid)
+                if ref.level is level and (parents is None or ref.parent_pk in parents)
+            ]
+            if not found:
+                what = level.title
+                raise PharosError(ErrorCode.UNKNOWN_RESOURCE, f"{what} not found: {'/'.join(uids)}")
+            parents = {ref.pk for ref in found}
+        return found
+
+    def instances(self, uids: tuple[str, ...]) -> list[ResourceRef]:
+        """The instances of the study, series or instance named by its UIDs, in the order
+        they were received."""
+        refs: list[ResourceRef] = []
+        for resource in self.resources(uids):
+            refs.extend(self._index.descendants(resource, Level.INSTANCE))
+        if not refs:  # an empty study or series: it exists only while being deleted
+            raise PharosError(ErrorCode.UNKNOWN_RESOURCE, f"Nothing found: {'/'.join(uids)}")
+        return refs
+
+    def resource(self, uids: tuple[str, ...]) -> ResourceRef:
+        """The study, series or instance named by its UIDs (404 if unknown)."""
+        return self.resources(uids)[0]
+
+    def file(self, ref: ResourceRef, transfer_syntax: str | None) -> bytes:
+        """The stored file, or (with `transfer_syntax`) the file in that syntax; raises
+        TranscodingError if it cannot be converted."""
+        data = self._files.read_dicom(ref)
+        if transfer_syntax is None:
+            return data
+        dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+        if str(dataset.file_meta.get("TransferSyntaxUID", "")) == transfer_syntax:
+            return data
+        converted = transcode(dataset, transfer_syntax)
+        out = io.BytesIO()
+        converted.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+
+    def metadata(self, uids: tuple[str, ...]) -> bytes:
+        """The JSON array of the DICOM JSON objects of the instances named by `uids`: an
+        instance's cached on the instance, a series' on the series, a study's from its
+        series'."""
+        objects: list[bytes] = []
+        for resource in self.resources(uids):
+            if resource.level is Level.INSTANCE:
+                objects.append(self.instance_metadata(resource))
+                continue
+            for series in self._index.descendants(resource, Level.SERIES):
+                array = self._series_metadata(series)
+                if len(array) > 2:
+                    objects.append(array[1:-1])  # the objects of the array, without brackets
+        return b"[" + b",".join(objects) + b"]"
+
+    def _series_metadata(self, series: ResourceRef) -> bytes:
+        """A series' metadata (a JSON array), cached whole on the series with the list of
+        the instances it was built from: a series that gained or lost instances since is
+        built again. Built from the files: one cache write per series, not one per instance."""
+        refs = self._index.descendants(series, Level.INSTANCE)
+        key = hashlib.sha1(",".join(str(ref.pk) for ref in refs).encode()).hexdigest().encode()
+        cached = self._index.attachment(series, METADATA_CONTENT_TYPE)
+        if cached is not None:
+            try:
+                header, _, body = self._files.read(cached).partition(b"\n")
+                if header == key:
+                    return body
+            except Exception as exc:  # a lost file: built again below, the record replaced
+                log.warning("Metadata of series %s unreadable: %s", series.public_id, exc)
+        objects: list[bytes] = []
+        complete = True
+        for ref in refs:
+            try:
+                objects.append(self._compute(ref))
+            except PharosError as exc:
+                if exc.code is not ErrorCode.INEXISTENT_FILE:
+                    raise
+                complete = False  # deleted meanwhile: answered, not cached
+        body = b"[" + b",".join(objects) + b"]"
+        if refs and complete:
+            self._cache(series, key + b"\n" + body, cached)
+        return body
+
+    def _compute(self, ref: ResourceRef) -> bytes:
+        dataset = self._files.read_dataset(ref)
+        return json.dumps(
+            dataset_to_dicom_json(dataset), separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+
+    def instance_metadata(self, ref: ResourceRef) -> bytes:
+        """One instance's DICOM JSON object (UTF-8), from the cache or computed and cached."""
+        cached = self._index.attachment(ref, METADATA_CONTENT_TYPE)
+        if cached is not None:
+            try:
+                return self._files.read(cached)
+            except Exception as exc:  # a lost file: compute it again and replace the record
+                log.warning("Metadata of %s unreadable (%s): computed again", ref.public_id, exc)
+        data = self._compute(ref)
+        self._cache(ref, data, cached)
+        return data
+
+    def _cache(self, ref: ResourceRef, data: bytes, replace: Attachment | None) -> None:
+        """Keep `data` as the metadata attachment of `ref` (replacing `replace`); a
+        concurrent request that cached it first wins, harmlessly."""
+        md5 = hashlib.md5(data).hexdigest() if self._store_md5 else None
+        record = Attachment(
+            content_type=METADATA_CONTENT_TYPE,
+            uuid=str(uuid.uuid4()),
+            compressed_size=len(data),
+            uncompressed_size=len(data),
+            compression=int(Compression.NONE),
+            uncompressed_md5=md5,
+            compressed_md5=md5,
+        )
+        expected = (
+            _ONLY_IF_ABSENT
+            if replace is None
+            else ExpectedRevision(replace.revision, replace.uncompressed_md5 or "")
+        )
+        self._storage.create(record.uuid, data)
+        try:
+            update = self._index.set_attachment(ref, record, expected, log_change=False)
+        except PharosError as exc:
+            # Cached by another request first, or the resource is gone: our file is unused.
+            self._remove(record.uuid)
+            if exc.code in (ErrorCode.REVISION, ErrorCode.UNKNOWN_RESOURCE):
+                return
+            raise
+        except BaseException:
+            self._discard(record.uuid)
+            raise
+        if update.replaced_uuid is not None:
+            self._remove(update.replaced_uuid)
+
+    def _remove(self, file_uuid: str) -> None:
+        try:
+            self._storage.remove(file_uuid)
+        except Exception:
+            log.exception("Could not remove file %s", file_uuid)
+
+    def _discard(self, file_uuid: str) -> None:
+        """After a failure of unknown outcome, remove the file only if nothing references it."""
+        try:
+            if file_uuid in self._index.unknown_files([file_uuid]):
+                self._storage.remove(file_uuid)
+        except Exception:
+            log.warning("Kept metadata file %s after a failure; start-up checks it", file_uuid)
