@@ -44,6 +44,28 @@ def canonical_encoding(name: str) -> str:
         raise ValueError(f"unknown encoding {name!r}; allowed values: {allowed}") from None
 
 
+# Orthanc's encoding names -> the Specific Character Set term declaring them
+# (GetDicomSpecificCharacterSet).
+CHARACTER_SET_TERMS: dict[str, str] = {
+    "Ascii": "ISO_IR 6",
+    "Utf8": "ISO_IR 192",
+    "Latin1": "ISO_IR 100",
+    "Latin2": "ISO_IR 101",
+    "Latin3": "ISO_IR 109",
+    "Latin4": "ISO_IR 110",
+    "Latin5": "ISO_IR 148",
+    "Cyrillic": "ISO_IR 144",
+    "Arabic": "ISO_IR 127",
+    "Greek": "ISO_IR 126",
+    "Hebrew": "ISO_IR 138",
+    "Thai": "ISO_IR 166",
+    "Japanese": "ISO_IR 13",
+    "Chinese": "GB18030",
+    "JapaneseKanji": "ISO 2022 IR 87",
+    "Korean": "ISO 2022 IR 149",
+    "SimplifiedChinese": "ISO 2022 IR 58",
+}
+
 # Specific Character Set defined terms Orthanc supports (GetDicomEncoding), as Encoding names
 _CHARSET_TERMS: dict[str, str] = {
     "ISO_IR 6": "Ascii",

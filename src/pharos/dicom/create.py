@@ -27,6 +27,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
+from pharos.dicom.charset import CHARACTER_SET_TERMS
 from pharos.model.errors import ErrorCode, PharosError
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -53,27 +54,7 @@ _ALWAYS_SETTABLE = frozenset(
         "StudyTime",
     )
 )
-# Orthanc's `DefaultEncoding` names -> Specific Character Set (GetDicomSpecificCharacterSet).
-CHARACTER_SETS: dict[str, str] = {
-    "Ascii": "ISO_IR 6",
-    "Utf8": "ISO_IR 192",
-    "Latin1": "ISO_IR 100",
-    "Latin2": "ISO_IR 101",
-    "Latin3": "ISO_IR 109",
-    "Latin4": "ISO_IR 110",
-    "Latin5": "ISO_IR 148",
-    "Cyrillic": "ISO_IR 144",
-    "Arabic": "ISO_IR 127",
-    "Greek": "ISO_IR 126",
-    "Hebrew": "ISO_IR 138",
-    "Thai": "ISO_IR 166",
-    "Japanese": "ISO_IR 13",
-    "Chinese": "GB18030",
-    "JapaneseKanji": "ISO 2022 IR 87",
-    "Korean": "ISO 2022 IR 149",
-    "SimplifiedChinese": "ISO 2022 IR 58",
-}
-_KNOWN_TERMS = frozenset(CHARACTER_SETS.values()) | {"ISO 2022 IR 6", "GBK", "ISO 2022 IR 100"}
+_KNOWN_TERMS = frozenset(CHARACTER_SET_TERMS.values()) | {"ISO 2022 IR 6", "GBK", "ISO 2022 IR 100"}
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _INTEGER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV"})
 _FLOAT_VRS = frozenset({"FL", "FD"})
@@ -192,7 +173,7 @@ def decode_data_uri(value: Any, where: str) -> Content:
 
 def character_set(encoding: str) -> str:
     """The Specific Character Set of an Orthanc encoding name (DefaultEncoding)."""
-    return CHARACTER_SETS.get(encoding, "ISO_IR 100")
+    return CHARACTER_SET_TERMS.get(encoding, "ISO_IR 100")
 
 
 def check_character_set(value: Any) -> str:

@@ -28,7 +28,6 @@ from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from pharos.dicom.charset import TextDecoder
 from pharos.dicom.dictionary import (
@@ -45,7 +44,7 @@ from pharos.dicom.dictionary import (
     normalise_vr,
     tag_name,
 )
-from pharos.dicom.values import cstring, number_value, text_value
+from pharos.dicom.values import cstring, number_value, text_of, text_value
 
 __all__ = [
     "MAXIMUM_TAG_LENGTH",
@@ -124,19 +123,6 @@ def _as_list(value: Any) -> list[Any]:
         return list(value)
     except TypeError:
         return [value]
-
-
-def _value_to_text(value: Any) -> str:
-    """A converted pydicom value back to the text DCMTK would hold (multi-values joined)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("latin-1")
-    if isinstance(value, list | tuple | MultiValue):
-        return "\\".join(_value_to_text(v) for v in value)
-    return str(value)
 
 
 def _numbers(
@@ -354,7 +340,7 @@ class _Renderer:
             if isinstance(value, bytes | bytearray):
                 raw = bytes(value)
             else:
-                text = _value_to_text(value).rstrip("\x00" if vr == "UI" else " ")
+                text = text_of(value).rstrip("\x00" if vr == "UI" else " ")
                 nul = text.find("\x00")
                 return text if nul < 0 else text[:nul]
         return text_value(raw or b"", vr, self.text)
@@ -395,7 +381,7 @@ def _private_creator(item: Dataset, tag: int, cache: dict[int, str | None]) -> s
             if raw is not None:
                 creator = cstring(raw, b" ").decode("latin-1")
             elif isinstance(element, DataElement):
-                text = _value_to_text(element.value).rstrip(" ")
+                text = text_of(element.value).rstrip(" ")
                 nul = text.find("\x00")
                 creator = text if nul < 0 else text[:nul]
     except Exception:

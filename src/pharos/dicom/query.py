@@ -20,7 +20,12 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName
 
-from pharos.dicom.charset import ENCODINGS, TextDecoder, canonical_encoding
+from pharos.dicom.charset import (
+    CHARACTER_SET_TERMS,
+    ENCODINGS,
+    TextDecoder,
+    canonical_encoding,
+)
 from pharos.dicom.dictionary import (
     KNOWN_VRS,
     NUMBER_VRS,
@@ -29,28 +34,16 @@ from pharos.dicom.dictionary import (
     dictionary_vr,
     normalise_vr,
 )
-from pharos.dicom.values import cstring, main_tag_value
+from pharos.dicom.values import cstring, main_tag_value, text_of
 
 QUERY_RETRIEVE_LEVEL = 0x00080052
 RETRIEVE_AE_TITLE = 0x00080054
 UTF8_TERM = "ISO_IR 192"
 
-# The Specific Character Set term of each default encoding that one term can declare.
+# The Specific Character Set term of each default encoding that one term can declare (not
+# the ISO 2022 code extensions, which need a default repertoire beside them).
 _TERMS = {
-    "Ascii": "ISO_IR 6",
-    "Utf8": UTF8_TERM,
-    "Latin1": "ISO_IR 100",
-    "Latin2": "ISO_IR 101",
-    "Latin3": "ISO_IR 109",
-    "Latin4": "ISO_IR 110",
-    "Latin5": "ISO_IR 148",
-    "Cyrillic": "ISO_IR 144",
-    "Arabic": "ISO_IR 127",
-    "Greek": "ISO_IR 126",
-    "Hebrew": "ISO_IR 138",
-    "Thai": "ISO_IR 166",
-    "Japanese": "ISO_IR 13",
-    "Chinese": "GB18030",
+    name: term for name, term in CHARACTER_SET_TERMS.items() if not term.startswith("ISO 2022")
 }
 
 
@@ -110,7 +103,7 @@ def charset_terms(dataset: Dataset) -> list[str] | None:
     value: Any = element.value
     if isinstance(value, bytes | bytearray | memoryview):
         return cstring(bytes(value), b" ").decode("latin-1").split("\\")
-    return _text_of(value).split("\\")
+    return text_of(value).split("\\")
 
 
 def element_vr(tag: int, element: DataElement | RawDataElement) -> str:
@@ -133,19 +126,7 @@ def element_text(
         return main_tag_value(tag, vr, bytes(value), little_endian, decoder)
     if vr not in STRING_VRS and vr not in NUMBER_VRS:
         return None
-    return _text_of(value)
-
-
-def _text_of(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("latin-1")
-    if isinstance(value, list | tuple | MultiValue):
-        return "\\".join(_text_of(v) for v in value)
-    return str(value)
+    return text_of(value)
 
 
 # -- answers ------------------------------------------------------------------------------

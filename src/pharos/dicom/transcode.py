@@ -195,7 +195,7 @@ def _decompress(dataset: Dataset, source: UID) -> None:
     # multi-frame JPEG-LS where GDCM succeeds, for one).
     try:
         plugins = get_decoder(source).available_plugins
-    except NotImplementedError:
+    except NotImplementedError:  # pydicom has no decoder at all for this syntax
         plugins = ()
     for plugin in plugins:
         try:

@@ -9,6 +9,9 @@ at the first NUL (DCMTK's getString); numbers are formatted as Orthanc's lexical
 from __future__ import annotations
 
 import struct
+from typing import Any
+
+from pydicom.multival import MultiValue
 
 from pharos.dicom.charset import TextDecoder
 from pharos.dicom.dictionary import NUMBER_VRS, STRING_VRS, dictionary_vr
@@ -59,3 +62,16 @@ def main_tag_value(
     if vr in NUMBER_VRS:
         return number_value(raw, vr, little_endian)
     return None
+
+
+def text_of(value: Any) -> str:
+    """A converted pydicom value back to the text DCMTK would hold (multi-values joined)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, list | tuple | MultiValue):
+        return "\\".join(text_of(v) for v in value)
+    return str(value)

@@ -193,20 +193,10 @@ class DicomQueryService:
 
     def _file_datasets(self, refs: list[ResourceRef]) -> dict[int, tuple[Dataset, TextDecoder]]:
         """The header of one instance of each resource, with the decoder of its text."""
-        instances = self._index.one_instance(refs)
         found: dict[int, tuple[Dataset, TextDecoder]] = {}
-        for ref in refs:
-            instance = instances.get(ref.pk)
-            if instance is None:
-                continue
-            try:
-                dataset = self._files.read_dataset(instance)
-            except PharosError as exc:
-                if exc.code is ErrorCode.INEXISTENT_FILE:
-                    continue  # deleted meanwhile
-                raise
+        for pk, dataset in self._files.one_dataset_each(refs).items():
             terms = charset_terms(dataset)
-            found[ref.pk] = (
+            found[pk] = (
                 dataset,
                 TextDecoder.for_terms(terms, self._options.default_encoding),
             )

@@ -9,6 +9,7 @@ the most specific key given decides (instance, then series, study, patient).
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pydicom
@@ -73,6 +74,11 @@ class RetrieveService:
                     break
             else:
                 raise IdentifierError(f"{service} request without any identifier to retrieve")
+        return self.stored(resources)
+
+    def stored(self, resources: Iterable[ResourceRef]) -> list[StoredInstance]:
+        """The instances of these resources, each once, with what sending them needs
+        (instances deleted meanwhile are left out)."""
         seen: set[int] = set()
         refs: list[ResourceRef] = []
         for resource in resources:

@@ -16,26 +16,23 @@ import hashlib
 import io
 import json
 import logging
-import uuid
 
 import pydicom
 
 from pharos.dicom.dicom_json import dataset_to_dicom_json
 from pharos.dicom.transcode import transcode
 from pharos.index.base import Attachment, Index, ResourceRef
-from pharos.index.base_annotations import ExpectedRevision
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
+from pharos.services.cached_attachments import CachedAttachments
 from pharos.services.files import FileService
 from pharos.storage.base import StorageArea
-from pharos.storage.compression import Compression
 
 log = logging.getLogger(__name__)
 
 # Internal attachment (below Orthanc's user range, not listed by /attachments), next to the
 # thumbnails' 900.
 METADATA_CONTENT_TYPE = 901
-_ONLY_IF_ABSENT = ExpectedRevision(-1, "")
 _UID_CHARACTERS = frozenset("0123456789.")
 
 
@@ -44,9 +41,8 @@ class DicomWebRetrieve:
         self, index: Index, storage: StorageArea, files: FileService, store_md5: bool = True
     ):
         self._index = index
-        self._storage = storage
         self._files = files
-        self._store_md5 = store_md5
+        self._cached = CachedAttachments(index, storage, store_md5)
 
     def resources(self, uids: tuple[str, ...]) -> list[ResourceRef]:
         """The studies (one UID), series (two) or instances (three) named by their UIDs:
@@ -161,46 +157,8 @@ class DicomWebRetrieve:
     def _cache(self, ref: ResourceRef, data: bytes, replace: Attachment | None) -> None:
         """Keep `data` as the metadata attachment of `ref` (replacing `replace`); a
         concurrent request that cached it first wins, harmlessly."""
-        md5 = hashlib.md5(data).hexdigest() if self._store_md5 else None
-        record = Attachment(
-            content_type=METADATA_CONTENT_TYPE,
-            uuid=str(uuid.uuid4()),
-            compressed_size=len(data),
-            uncompressed_size=len(data),
-            compression=int(Compression.NONE),
-            uncompressed_md5=md5,
-            compressed_md5=md5,
-        )
-        expected = (
-            _ONLY_IF_ABSENT
-            if replace is None
-            else ExpectedRevision(replace.revision, replace.uncompressed_md5 or "")
-        )
-        self._storage.create(record.uuid, data)
         try:
-            update = self._index.set_attachment(ref, record, expected, log_change=False)
+            self._cached.keep(ref, METADATA_CONTENT_TYPE, data, replace)
         except PharosError as exc:
-            # Cached by another request first, or the resource is gone: our file is unused.
-            self._remove(record.uuid)
-            if exc.code in (ErrorCode.REVISION, ErrorCode.UNKNOWN_RESOURCE):
-                return
-            raise
-        except BaseException:
-            self._discard(record.uuid)
-            raise
-        if update.replaced_uuid is not None:
-            self._remove(update.replaced_uuid)
-
-    def _remove(self, file_uuid: str) -> None:
-        try:
-            self._storage.remove(file_uuid)
-        except Exception:
-            log.exception("Could not remove file %s", file_uuid)
-
-    def _discard(self, file_uuid: str) -> None:
-        """After a failure of unknown outcome, remove the file only if nothing references it."""
-        try:
-            if file_uuid in self._index.unknown_files([file_uuid]):
-                self._storage.remove(file_uuid)
-        except Exception:
-            log.warning("Kept metadata file %s after a failure; start-up checks it", file_uuid)
+            if exc.code is not ErrorCode.UNKNOWN_RESOURCE:  # deleted meanwhile: not cached
+                raise

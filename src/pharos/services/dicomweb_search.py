@@ -202,24 +202,14 @@ class DicomWebSearch:
         if not tags or self._options.storage_access_on_find == "Never":
             return {}
         keys = {dicom_json.format_tag(tag) for tag in tags}
-        instances = self._index.one_instance(refs)
         found: dict[int, dict[str, Any]] = {}
-        for ref in refs:
-            instance = instances.get(ref.pk)
-            if instance is None:
-                continue
-            try:
-                dataset = self._files.read_dataset(instance)
-            except PharosError as exc:
-                if exc.code is ErrorCode.INEXISTENT_FILE:
-                    continue  # deleted meanwhile
-                raise
+        for pk, dataset in self._files.one_dataset_each(refs).items():
             subset = Dataset()
             for tag in tags:
                 if tag in dataset:
                     subset.add(dataset[tag])
             attributes = dicom_json.dataset_to_dicom_json(subset)
-            found[ref.pk] = {key: node for key, node in attributes.items() if key in keys}
+            found[pk] = {key: node for key, node in attributes.items() if key in keys}
         return found
 
 

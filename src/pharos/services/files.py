@@ -34,6 +34,22 @@ class FileService:
     def read_dicom(self, ref: ResourceRef) -> bytes:
         return self.read(self.dicom_attachment(ref))
 
+    def one_dataset_each(self, refs: list[ResourceRef]) -> dict[int, Dataset]:
+        """The header of one instance of each resource ({resource pk: dataset}); resources
+        without instances, or deleted meanwhile, are left out."""
+        instances = self._index.one_instance(refs)
+        found: dict[int, Dataset] = {}
+        for ref in refs:
+            instance = instances.get(ref.pk)
+            if instance is None:
+                continue
+            try:
+                found[ref.pk] = self.read_dataset(instance)
+            except PharosError as exc:
+                if exc.code is not ErrorCode.INEXISTENT_FILE:
+                    raise
+        return found
+
     def read_dataset(self, ref: ResourceRef, with_pixels: bool = False) -> Dataset:
         """The stored file parsed by pydicom.
 

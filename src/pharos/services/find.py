@@ -20,7 +20,6 @@ from pharos.dicom.matching import Constraint
 from pharos.dicom.orthanc_json import TagFormat, convert_format, dataset_to_json, main_tags_to_json
 from pharos.index.base import Index, ResourceInfo, ResourceRef
 from pharos.index.base_search import FindQuery
-from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.services.files import FileService
 from pharos.services.find_request import FindRequest, Source, locate_tag, parse_find_request
@@ -259,19 +258,9 @@ class FindService:
         no_length_limit: Iterable[int],
     ) -> dict[int, dict[str, Any]]:
         """The tags of one instance of each resource, in `fmt` ({resource pk: json})."""
-        instances = self._index.one_instance(refs)
         found: dict[int, dict[str, Any]] = {}
         wanted = {format_tag(t) for t in tags}
-        for ref in refs:
-            instance = instances.get(ref.pk)
-            if instance is None:
-                continue
-            try:
-                dataset = self._files.read_dataset(instance)
-            except PharosError as exc:
-                if exc.code is ErrorCode.INEXISTENT_FILE:
-                    continue  # deleted meanwhile
-                raise
+        for pk, dataset in self._files.one_dataset_each(refs).items():
             full = dataset_to_json(
                 dataset,
                 TagFormat.FULL,
@@ -279,7 +268,7 @@ class FindService:
                 default_encoding=self._options.default_encoding,
             )
             picked = {key: node for key, node in full.items() if key in wanted}
-            found[ref.pk] = picked if fmt is TagFormat.FULL else convert_format(picked, fmt)
+            found[pk] = picked if fmt is TagFormat.FULL else convert_format(picked, fmt)
         return found
 
     # -- /reconstruct -----------------------------------------------------------------------

@@ -34,7 +34,6 @@ from pharos.services.dicom_client import (
     StoreRequest,
 )
 from pharos.services.dicom_retrieve import RetrieveService, StoredInstance
-from pharos.services.find_request import BUILTIN_METADATA
 from pharos.services.modalities import Modality, ModalityError, parse_modality
 from pharos.services.options import ServiceOptions
 from pharos.services.remote_find import (
@@ -60,10 +59,6 @@ from pharos.services.store import StoreService
 
 log = logging.getLogger(__name__)
 
-SOP_INSTANCE_UID = 0x00080018
-_BATCH = 500
-_TRANSFER_SYNTAX = BUILTIN_METADATA["TransferSyntax"]
-_SOP_CLASS_UID = BUILTIN_METADATA["SopClassUid"]
 # C-STORE statuses answered to the peer of a C-GET for the instances it sends
 _SUCCESS, _CANNOT_UNDERSTAND, _OUT_OF_RESOURCES = 0x0000, 0xC000, 0xA700
 
@@ -364,30 +359,14 @@ class RemoteDicomService:
         self, resources: list[str], skip_unknown: bool = False
     ) -> list[StoredInstance]:
         refs: list[ResourceRef] = []
-        seen: set[int] = set()
         for public_id in resources:
             ref = self._index.lookup(public_id)
             if ref is None:
                 if skip_unknown:
                     continue  # deleted meanwhile
                 raise unknown_resource(public_id)
-            for instance in self._index.descendants(ref, Level.INSTANCE):
-                if instance.pk not in seen:
-                    seen.add(instance.pk)
-                    refs.append(instance)
-        found: list[StoredInstance] = []
-        for start in range(0, len(refs), _BATCH):
-            chunk = refs[start : start + _BATCH]
-            tags = self._index.tag_values(Level.INSTANCE, [ref.pk for ref in chunk])
-            for ref in chunk:
-                uid = tags.get(ref.pk, {}).get(Level.INSTANCE, {}).get(SOP_INSTANCE_UID)
-                metadata = self._index.all_metadata(ref)
-                syntax = metadata.get(_TRANSFER_SYNTAX)
-                sop_class = metadata.get(_SOP_CLASS_UID)
-                if uid is None or syntax is None or sop_class is None:
-                    continue  # deleted meanwhile
-                found.append(StoredInstance(ref, uid, sop_class.value, syntax.value))
-        return found
+            refs.append(ref)
+        return self._retrieve.stored(refs)
 
     # -- the deprecated C-FIND routes -------------------------------------------------------
 

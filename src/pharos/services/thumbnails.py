@@ -12,23 +12,20 @@ match); the loser of the race removes its own file and serves the image it rende
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import uuid
 
 from pharos.dicom import rendering
 from pharos.dicom.image_formats import encode_jpeg
 from pharos.dicom.pixels import decode_frame
 from pharos.dicom.rendering import RenderOptions
 from pharos.index.base import Attachment, Index, ResourceRef
-from pharos.index.base_annotations import ExpectedRevision
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
+from pharos.services.cached_attachments import CachedAttachments
 from pharos.services.files import FileService
 from pharos.services.images import ImageService
 from pharos.services.resources import ResourceService
 from pharos.storage.base import StorageArea
-from pharos.storage.compression import Compression
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +34,6 @@ log = logging.getLogger(__name__)
 THUMBNAIL_CONTENT_TYPE = 900
 THUMBNAIL_SIZE = 128  # longest side, in pixels
 THUMBNAIL_QUALITY = 80
-# Never matches an existing attachment: creates the thumbnail, or fails if one exists.
-_ONLY_IF_ABSENT = ExpectedRevision(-1, "")
 
 
 class ThumbnailService:
@@ -51,11 +46,10 @@ class ThumbnailService:
         store_md5: bool = True,
     ):
         self._index = index
-        self._storage = storage
         self._resources = resources
         self._files = files
         self._images = ImageService(resources, files)
-        self._store_md5 = store_md5
+        self._cache = CachedAttachments(index, storage, store_md5)
 
     def instance(self, instance_id: str) -> bytes:
         ref = self._resources.resolve(Level.INSTANCE, instance_id)
@@ -113,52 +107,8 @@ class ThumbnailService:
 
     def _generate(self, ref: ResourceRef, replace: Attachment | None) -> bytes:
         data = self.render(ref.public_id)
-        md5 = hashlib.md5(data).hexdigest() if self._store_md5 else None
-        record = Attachment(
-            content_type=THUMBNAIL_CONTENT_TYPE,
-            uuid=str(uuid.uuid4()),
-            compressed_size=len(data),
-            uncompressed_size=len(data),
-            compression=int(Compression.NONE),  # a JPEG does not deflate
-            uncompressed_md5=md5,
-            compressed_md5=md5,
-        )
-        expected = (
-            _ONLY_IF_ABSENT
-            if replace is None
-            else ExpectedRevision(replace.revision, replace.uncompressed_md5 or "")
-        )
-        self._storage.create(record.uuid, data)
-        try:
-            update = self._index.set_attachment(ref, record, expected, log_change=False)
-        except PharosError as exc:
-            # Another request cached it first (REVISION), or the instance was deleted or
-            # overwritten meanwhile (UNKNOWN_RESOURCE): nothing references our file.
-            self._remove(record.uuid)
-            if exc.code is ErrorCode.REVISION:
-                return data
-            raise
-        except BaseException:
-            self._discard(record.uuid)
-            raise
-        if update.replaced_uuid is not None:
-            self._remove(update.replaced_uuid)
+        self._cache.keep(ref, THUMBNAIL_CONTENT_TYPE, data, replace)
         return data
-
-    def _remove(self, file_uuid: str) -> None:
-        try:
-            self._storage.remove(file_uuid)
-        except Exception:
-            log.exception("Could not remove file %s", file_uuid)
-
-    def _discard(self, file_uuid: str) -> None:
-        """After a failure whose outcome is unknown (lost during the commit), remove the file
-        only if the index does not reference it; else the start-up clean-up decides."""
-        try:
-            if file_uuid in self._index.unknown_files([file_uuid]):
-                self._storage.remove(file_uuid)
-        except Exception:
-            log.warning("Kept thumbnail file %s after a failure; start-up checks it", file_uuid)
 
 
 def _number(text: str | None) -> float:
