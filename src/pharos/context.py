@@ -44,6 +44,7 @@ from pharos.services.remote_dicom import RemoteDicomService, ScuSettings
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryArchive, QueryService
 from pharos.services.resources import ResourceService
+from pharos.services.split_merge import SplitMergeService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
 from pharos.services.tags import TagService
@@ -154,8 +155,10 @@ class ServerContext:
         )
         queries = QueryService(remote, QueryArchive(config.get_int("QueryRetrieveSize")))
         dicom_jobs = DicomJobs(remote, queries)
+        deletion = DeletionService(self.index, self.storage)
+        split_merge = SplitMergeService(self.index, files, store, deletion)
         self.jobs = JobsEngine(
-            dicom_jobs.factories(),
+            {**dicom_jobs.factories(), **split_merge.factories()},
             threads=config.get_int("ConcurrentJobs"),
             history_size=config.get_int("JobsHistorySize"),
             store=self.index if config.get_bool("SaveJobs") else None,
@@ -166,7 +169,7 @@ class ServerContext:
             system=self.system,
             store=store,
             resources=ResourceService(self.index),
-            deletion=DeletionService(self.index, self.storage),
+            deletion=deletion,
             files=files,
             changes=ChangeLogService(self.index),
             tags=TagService(self.index, files, options),
@@ -178,6 +181,7 @@ class ServerContext:
             thumbnails=thumbnails,
             dicomweb=self._dicomweb(config, find, files, store, options, thumbnails),
             dicom_jobs=dicom_jobs,
+            split_merge=split_merge,
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:

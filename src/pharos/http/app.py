@@ -24,6 +24,7 @@ from pharos.http.rest import (
     modalities,
     queries,
     resources,
+    split_merge,
     system,
     thumbnails,
     upload,
@@ -84,6 +85,7 @@ def create_app(
     for networking in (modalities, queries):  # they may submit jobs
         app.include_router(networking.router(services, jobs))
     app.include_router(jobs_routes.router(jobs))
+    app.include_router(split_merge.router(services.split_merge, jobs))
     for module in (create, thumbnails):  # images, part 2
         app.include_router(module.router(services))
     if services.dicomweb is not None:

@@ -16,6 +16,7 @@ from pharos.services.remote_dicom import RemoteDicomService
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryService
 from pharos.services.resources import ResourceService
+from pharos.services.split_merge import SplitMergeService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
 from pharos.services.tags import TagService
@@ -39,4 +40,5 @@ class Services:
     queries: QueryService  # /modalities/{id}/query and /queries
     thumbnails: ThumbnailService  # cached JPEG thumbnails (an internal attachment)
     dicom_jobs: DicomJobs  # store/move/retrieve, run now or prepared as jobs
+    split_merge: SplitMergeService  # /studies/{id}/split and /merge, run now or as jobs
     dicomweb: DicomWebServer | None = None  # None: DicomWeb.Enable is false
