@@ -39,6 +39,8 @@ from pharos.services.find import FindService
 from pharos.services.images import ImageService
 from pharos.services.maintenance import StabilityMonitor, remove_orphan_files
 from pharos.services.modalities import parse_modalities
+from pharos.services.modify import ModifyService
+from pharos.services.modify_jobs import ModifyJobs
 from pharos.services.options import ServiceOptions
 from pharos.services.remote_dicom import RemoteDicomService, ScuSettings
 from pharos.services.remote_modalities import ModalityRegistry
@@ -157,8 +159,9 @@ class ServerContext:
         dicom_jobs = DicomJobs(remote, queries)
         deletion = DeletionService(self.index, self.storage)
         split_merge = SplitMergeService(self.index, files, store, deletion)
+        modify = ModifyJobs(ModifyService(self.index, store, files, deletion, options))
         self.jobs = JobsEngine(
-            {**dicom_jobs.factories(), **split_merge.factories()},
+            {**dicom_jobs.factories(), **split_merge.factories(), **modify.factories()},
             threads=config.get_int("ConcurrentJobs"),
             history_size=config.get_int("JobsHistorySize"),
             store=self.index if config.get_bool("SaveJobs") else None,
@@ -182,6 +185,7 @@ class ServerContext:
             dicomweb=self._dicomweb(config, find, files, store, options, thumbnails),
             dicom_jobs=dicom_jobs,
             split_merge=split_merge,
+            modify=modify,
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:

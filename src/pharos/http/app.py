@@ -22,6 +22,7 @@ from pharos.http.rest import (
     instances,
     logs,
     modalities,
+    modify,
     queries,
     resources,
     split_merge,
@@ -86,6 +87,7 @@ def create_app(
         app.include_router(networking.router(services, jobs))
     app.include_router(jobs_routes.router(jobs))
     app.include_router(split_merge.router(services.split_merge, jobs))
+    app.include_router(modify.router(services, jobs))
     for module in (create, thumbnails):  # images, part 2
         app.include_router(module.router(services))
     if services.dicomweb is not None:

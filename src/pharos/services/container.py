@@ -11,6 +11,7 @@ from pharos.services.dicom_jobs import DicomJobs
 from pharos.services.dicomweb_server import DicomWebServer
 from pharos.services.files import FileService
 from pharos.services.find import FindService
+from pharos.services.modify_jobs import ModifyJobs
 from pharos.services.options import ServiceOptions
 from pharos.services.remote_dicom import RemoteDicomService
 from pharos.services.remote_modalities import ModalityRegistry
@@ -42,3 +43,4 @@ class Services:
     dicom_jobs: DicomJobs  # store/move/retrieve, run now or prepared as jobs
     split_merge: SplitMergeService  # /studies/{id}/split and /merge, run now or as jobs
     dicomweb: DicomWebServer | None = None  # None: DicomWeb.Enable is false
+    modify: ModifyJobs | None = None  # /modify, /anonymize, /tools/bulk-*, now or as jobs
