@@ -1180,6 +1180,16 @@ DICOMWEB_SETTINGS: tuple[Setting, ...] = (
         "For QIDO-RS server, whether search is case sensitive (fuzzymatching=true in a query "
         "makes person names case-insensitive)",
     ),
+    Setting(
+        "Servers",
+        {},
+        dict,
+        "The remote DICOMweb servers that the DICOMweb client (/dicom-web/servers) talks to. "
+        "Each entry maps a name to [url] or [url, username, password], or to an object with "
+        '"Url", "Username", "Password", "HttpHeaders", "HasDelete", "ChunkedTransfers", '
+        '"CertificateFile", "CertificateKeyFile", "CertificateKeyPassword" and "Timeout". For '
+        'instance: "sample" : [ "http://127.0.0.1:8042/dicom-web/", "alice", "alicePassword" ].',
+    ),
 )
 
 PHAROS_SETTINGS: tuple[Setting, ...] = (
@@ -1267,7 +1277,6 @@ UNSUPPORTED_DICOMWEB: Mapping[str, str] = {
         "WadoRoot",
         "Ssl",
         "Host",
-        "Servers",
         "ServersInDatabase",
         "StudiesMetadata",
         "SeriesMetadata",

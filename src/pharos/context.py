@@ -30,6 +30,8 @@ from pharos.services.container import Services
 from pharos.services.deletion import DeletionService
 from pharos.services.dicom_jobs import DicomJobs
 from pharos.services.dicom_retrieve import RetrieveService
+from pharos.services.dicomweb_client import DicomWebClient
+from pharos.services.dicomweb_client_jobs import DicomWebClientJobs
 from pharos.services.dicomweb_retrieve import DicomWebRetrieve
 from pharos.services.dicomweb_search import DicomWebSearch
 from pharos.services.dicomweb_server import DicomWebServer, normalize_root
@@ -42,6 +44,8 @@ from pharos.services.modalities import parse_modalities
 from pharos.services.modify import ModifyService
 from pharos.services.modify_jobs import ModifyJobs
 from pharos.services.options import ServiceOptions
+from pharos.services.peer_jobs import PeerJobs
+from pharos.services.peers import PeerService
 from pharos.services.remote_dicom import RemoteDicomService, ScuSettings
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryArchive, QueryService
@@ -51,6 +55,12 @@ from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
 from pharos.services.tags import TagService
 from pharos.services.thumbnails import ThumbnailService
+from pharos.services.web_services import (
+    HttpClientFactory,
+    HttpSettings,
+    WebServiceRegistry,
+    parse_configured,
+)
 from pharos.storage.filesystem import FileSystemStorage
 
 log = logging.getLogger(__name__)
@@ -157,11 +167,35 @@ class ServerContext:
         )
         queries = QueryService(remote, QueryArchive(config.get_int("QueryRetrieveSize")))
         dicom_jobs = DicomJobs(remote, queries)
+        clients = HttpClientFactory(http_settings(config))
+        peers = PeerService(
+            peer_registry(config, self.index), clients, self.index, files, options.lossy_quality
+        )
+        peer_jobs = PeerJobs(peers)
+        dicomweb_client = DicomWebClient(
+            WebServiceRegistry(
+                "DICOMweb server",
+                parse_configured(
+                    "DicomWeb.Servers", config.section("DicomWeb").get_dict("Servers")
+                ),
+            ),
+            clients,
+            self.index,
+            files,
+            store,
+        )
+        dicomweb_client_jobs = DicomWebClientJobs(dicomweb_client)
         deletion = DeletionService(self.index, self.storage)
         split_merge = SplitMergeService(self.index, files, store, deletion)
         modify = ModifyJobs(ModifyService(self.index, store, files, deletion, options))
         self.jobs = JobsEngine(
-            {**dicom_jobs.factories(), **split_merge.factories(), **modify.factories()},
+            {
+                **dicom_jobs.factories(),
+                **split_merge.factories(),
+                **modify.factories(),
+                **peer_jobs.factories(),
+                **dicomweb_client_jobs.factories(),
+            },
             threads=config.get_int("ConcurrentJobs"),
             history_size=config.get_int("JobsHistorySize"),
             store=self.index if config.get_bool("SaveJobs") else None,
@@ -186,6 +220,10 @@ class ServerContext:
             dicom_jobs=dicom_jobs,
             split_merge=split_merge,
             modify=modify,
+            peers=peers,
+            peer_jobs=peer_jobs,
+            dicomweb_client=dicomweb_client,
+            dicomweb_client_jobs=dicomweb_client_jobs,
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:
@@ -270,6 +308,26 @@ def server_identifier(config: Config) -> str:
     parts = [uuid.getnode(), config.get_str("DicomAet"), config.get_int("DicomPort")]
     parts.append(config.get_int("HttpPort"))
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()
+
+
+def http_settings(config: Config) -> HttpSettings:
+    """The options of the HTTP client (Orthanc peers, DICOMweb servers)."""
+    return HttpSettings(
+        timeout=config.get_int("HttpTimeout"),
+        verify_peers=config.get_bool("HttpsVerifyPeers"),
+        ca_certificates=config.get_str("HttpsCACertificates"),
+        proxy=config.get_str("HttpProxy"),
+    )
+
+
+def peer_registry(config: Config, index: SqlIndex) -> WebServiceRegistry:
+    """OrthancPeers; with OrthancPeersInDatabase, the index's peers instead (as Orthanc)."""
+    configured = parse_configured("OrthancPeers", config.get_dict("OrthancPeers"))
+    if config.get_bool("OrthancPeersInDatabase"):
+        if configured:
+            log.warning("OrthancPeers is ignored: OrthancPeersInDatabase is true")
+        return WebServiceRegistry("Orthanc peer", {}, index)
+    return WebServiceRegistry("Orthanc peer", configured)
 
 
 def ingest_transcoding_option(value: str) -> str:

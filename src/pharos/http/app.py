@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pharos import __version__
 from pharos.http import dicomweb
+from pharos.http.dicomweb import servers as dicomweb_servers
 from pharos.http.errors import install_error_handlers
 from pharos.http.rest import (
     annotate,
@@ -23,6 +24,7 @@ from pharos.http.rest import (
     logs,
     modalities,
     modify,
+    peers,
     queries,
     resources,
     split_merge,
@@ -90,8 +92,15 @@ def create_app(
     app.include_router(modify.router(services, jobs))
     for module in (create, thumbnails):  # images, part 2
         app.include_router(module.router(services))
+    if services.peers is not None and services.peer_jobs is not None:
+        app.include_router(peers.router(services.peers, services.peer_jobs, jobs))
     if services.dicomweb is not None:
-        app.include_router(dicomweb.router(services.dicomweb))
+        client = None
+        if services.dicomweb_client is not None and services.dicomweb_client_jobs is not None:
+            client = dicomweb_servers.router(
+                services.dicomweb_client, services.dicomweb_client_jobs, jobs
+            )
+        app.include_router(dicomweb.router(services.dicomweb, client))
     if options.compression:
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
 

@@ -24,6 +24,7 @@ from pharos.index.schema import (
     labels,
     metadata,
     modalities,
+    peers,
     properties,
 )
 from pharos.model.errors import ErrorCode, PharosError
@@ -120,12 +121,18 @@ def _add_jobs(conn: Connection) -> None:
     jobs.create(conn, checkfirst=True)
 
 
+def _add_peers(conn: Connection) -> None:
+    """Version 6: the Orthanc peers of OrthancPeersInDatabase."""
+    peers.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_labels,
     2: _add_search_columns,
     3: _add_modalities,
     4: _add_jobs,
+    5: _add_peers,
 }
 
 

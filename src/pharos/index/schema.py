@@ -36,7 +36,7 @@ from sqlalchemy import (
 from pharos.dicom.maintags import INSTANCE_TAGS, PATIENT_TAGS, SERIES_TAGS, STUDY_TAGS, MainTag
 from pharos.model.levels import Level
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # SQLite only aliases the rowid (fast, auto-incrementing) for a column typed exactly INTEGER.
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -225,6 +225,15 @@ jobs = Table(
     Column("owner", String(255), nullable=False),
     Column("position", Integer, nullable=False),
     Column("record", Text, nullable=False),
+)
+
+# OrthancPeersInDatabase (schema version 6): the Orthanc peers defined through the REST API,
+# as the JSON object form of OrthancPeers, shared by every process using the index.
+peers = Table(
+    "peers",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("definition", Text, nullable=False),
 )
 
 extra_tags = Table(

@@ -30,6 +30,7 @@ from pharos.index.base import (
 from pharos.index.compiled import Compiled
 from pharos.index.jobs import JobsMixin
 from pharos.index.modalities import ModalitiesMixin
+from pharos.index.peers import PeersMixin
 from pharos.index.schema import (
     LEVEL_TABLES,
     attachments,
@@ -54,7 +55,7 @@ _CHUNK = 500  # ids per IN (...) list
 AnyRow = Any
 
 
-class SqlIndex(SearchMixin, AnnotationsMixin, ModalitiesMixin, JobsMixin):
+class SqlIndex(SearchMixin, AnnotationsMixin, ModalitiesMixin, JobsMixin, PeersMixin):
     def __init__(
         self,
         *,

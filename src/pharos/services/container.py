@@ -8,11 +8,15 @@ from pharos.services.annotations import AnnotationService
 from pharos.services.changes import ChangeLogService
 from pharos.services.deletion import DeletionService
 from pharos.services.dicom_jobs import DicomJobs
+from pharos.services.dicomweb_client import DicomWebClient
+from pharos.services.dicomweb_client_jobs import DicomWebClientJobs
 from pharos.services.dicomweb_server import DicomWebServer
 from pharos.services.files import FileService
 from pharos.services.find import FindService
 from pharos.services.modify_jobs import ModifyJobs
 from pharos.services.options import ServiceOptions
+from pharos.services.peer_jobs import PeerJobs
+from pharos.services.peers import PeerService
 from pharos.services.remote_dicom import RemoteDicomService
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryService
@@ -44,3 +48,7 @@ class Services:
     split_merge: SplitMergeService  # /studies/{id}/split and /merge, run now or as jobs
     dicomweb: DicomWebServer | None = None  # None: DicomWeb.Enable is false
     modify: ModifyJobs | None = None  # /modify, /anonymize, /tools/bulk-*, now or as jobs
+    peers: PeerService | None = None  # OrthancPeers (/peers)
+    peer_jobs: PeerJobs | None = None  # /peers/{id}/store, run now or as a job
+    dicomweb_client: DicomWebClient | None = None  # DicomWeb.Servers (/dicom-web/servers)
+    dicomweb_client_jobs: DicomWebClientJobs | None = None  # its STOW/WADO, now or as jobs

@@ -8,8 +8,11 @@ from pharos.http.dicomweb import qido, rendered, stow, wado
 from pharos.services.dicomweb_server import DicomWebServer
 
 
-def router(server: DicomWebServer) -> APIRouter:
+def router(server: DicomWebServer, client: APIRouter | None = None) -> APIRouter:
+    """`client`: the DICOMweb client's routes (`servers.router`), under the same root."""
     api = APIRouter(prefix=server.root, tags=["DICOMweb"])
     for module in (qido, wado, rendered, stow):
         api.include_router(module.router(server))
+    if client is not None:
+        api.include_router(client)
     return api
