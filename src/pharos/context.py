@@ -25,6 +25,8 @@ from pharos.index.sql import SqlIndex
 from pharos.index.sqlite import open_sqlite_index
 from pharos.jobs.engine import JobsEngine
 from pharos.services.annotations import AnnotationService
+from pharos.services.archive import ArchiveService
+from pharos.services.archive_jobs import ArchiveJobs, ArchiveOutputs, archive_directory
 from pharos.services.changes import ChangeLogService
 from pharos.services.container import Services
 from pharos.services.deletion import DeletionService
@@ -188,8 +190,21 @@ class ServerContext:
         deletion = DeletionService(self.index, self.storage)
         split_merge = SplitMergeService(self.index, files, store, deletion)
         modify = ModifyJobs(ModifyService(self.index, store, files, deletion, options))
+        temporary = config.get_str("TemporaryDirectory", None)
+        archives = ArchiveJobs(
+            ArchiveService(self.index, self.storage, files, options),
+            ArchiveOutputs(
+                archive_directory(
+                    str(base / temporary) if temporary else None,
+                    storage_dir,
+                    server_identifier(config),
+                ),
+                config.get_int("MediaArchiveSize"),
+            ),
+        )
         self.jobs = JobsEngine(
             {
+                **archives.factories(),
                 **dicom_jobs.factories(),
                 **split_merge.factories(),
                 **modify.factories(),
@@ -220,6 +235,7 @@ class ServerContext:
             dicom_jobs=dicom_jobs,
             split_merge=split_merge,
             modify=modify,
+            archives=archives,
             peers=peers,
             peer_jobs=peer_jobs,
             dicomweb_client=dicomweb_client,

@@ -17,6 +17,7 @@ from pharos.http.dicomweb import servers as dicomweb_servers
 from pharos.http.errors import install_error_handlers
 from pharos.http.rest import (
     annotate,
+    archive,
     create,
     find,
     images,
@@ -90,6 +91,8 @@ def create_app(
     app.include_router(jobs_routes.router(jobs))
     app.include_router(split_merge.router(services.split_merge, jobs))
     app.include_router(modify.router(services, jobs))
+    if services.archives is not None:
+        app.include_router(archive.router(services, services.archives, jobs))
     for module in (create, thumbnails):  # images, part 2
         app.include_router(module.router(services))
     if services.peers is not None and services.peer_jobs is not None:

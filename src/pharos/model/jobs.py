@@ -102,11 +102,13 @@ CANCELED = JobError(37, "This job was canceled")
 
 @dataclass(frozen=True, slots=True)
 class JobOutput:
-    """What `GET /jobs/{id}/{key}` answers."""
+    """What `GET /jobs/{id}/{key}` answers: `content`, or the file at `path` (streamed from
+    disk: an archive of several GB never sits in memory; `content` is then empty)."""
 
     content: bytes
     mime_type: str
     filename: str | None = None
+    path: str | None = None
 
 
 class Job(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pharos.services.annotations import AnnotationService
+from pharos.services.archive_jobs import ArchiveJobs
 from pharos.services.changes import ChangeLogService
 from pharos.services.deletion import DeletionService
 from pharos.services.dicom_jobs import DicomJobs
@@ -52,3 +53,4 @@ class Services:
     peer_jobs: PeerJobs | None = None  # /peers/{id}/store, run now or as a job
     dicomweb_client: DicomWebClient | None = None  # DicomWeb.Servers (/dicom-web/servers)
     dicomweb_client_jobs: DicomWebClientJobs | None = None  # its STOW/WADO, now or as jobs
+    archives: ArchiveJobs | None = None  # /archive, /media, /tools/create-*: now or as jobs

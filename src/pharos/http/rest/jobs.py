@@ -3,16 +3,21 @@ of a route that submitted one (`{"ID", "Path"}`)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from pharos.http.arguments import flag
 from pharos.http.responses import JsonResponse
 from pharos.jobs.engine import JobsEngine
+from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.jobs import Submission
+
+_CHUNK = 1 << 20
 
 
 async def answer(jobs: JobsEngine, result: dict[str, Any] | Submission) -> JsonResponse:
@@ -51,9 +56,29 @@ def router(jobs: JobsEngine) -> APIRouter:
         headers = {}
         if result.filename:
             headers["Content-Disposition"] = f'filename="{result.filename}"'
+        if result.path is not None:
+            return _file_response(result.path, result.mime_type, headers)
         return Response(result.content, media_type=result.mime_type, headers=headers)
 
     return api
+
+
+def _file_response(path: str, mime_type: str, headers: dict[str, str]) -> StreamingResponse:
+    """A file output, opened now (it may be removed from its folder meanwhile: the open file
+    stays readable) and read in chunks as the client reads."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed by the generator)
+    except FileNotFoundError:
+        raise PharosError(ErrorCode.INEXISTENT_ITEM, "The output of this job was removed") from None
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while data := handle.read(_CHUNK):
+                yield data
+
+    headers["Content-Length"] = str(os.fstat(handle.fileno()).st_size)
+    headers["Content-Encoding"] = "identity"  # large and dense: never gzipped
+    return StreamingResponse(chunks(), media_type=mime_type, headers=headers)
 
 
 def _add_action(api: APIRouter, name: str, action: Any, summary: str) -> None:
