@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pharos import __version__
-from pharos.config import ConfigError, load_config, render_default_config
+from pharos.config import Config, ConfigError, load_config, render_default_config
 
 log = logging.getLogger("pharos")
 
@@ -90,6 +90,24 @@ def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
     for warning in config.warnings:
         log.warning("configuration: %s", warning)
 
+    while True:  # once, or again after POST /tools/reset
+        restart = _run(config, host, verbose)
+        if not isinstance(restart, bool):
+            return restart
+        if not restart:
+            return 0
+        log.warning("Restarting: reading the configuration again")
+        try:
+            config = load_config(paths)
+        except ConfigError as exc:
+            print(f"pharos: configuration error: {exc}", file=sys.stderr)
+            return 2
+        for warning in config.warnings:
+            log.warning("configuration: %s", warning)
+
+
+def _run(config: Config, host: str | None, verbose: bool) -> bool | int:
+    """Serve until stopped: True if a restart was asked, False if not, else an exit code."""
     import uvicorn
 
     from pharos.context import ServerContext
@@ -121,8 +139,18 @@ def _serve(paths: list[str], verbose: bool, host: str | None) -> int:
             proxy_headers=False,
         )
     )
+    restart = False
+
+    def request_exit(again: bool) -> None:  # POST /tools/reset (again) or /tools/shutdown
+        nonlocal restart
+        restart = again
+        server.should_exit = True
+
+    context.exit_handler = request_exit
     server.run()
-    return 0 if server.started else 3  # 3: start-up failed (a port in use...), as uvicorn
+    if not server.started:
+        return 3  # start-up failed (a port in use...), as uvicorn
+    return restart
 
 
 if __name__ == "__main__":

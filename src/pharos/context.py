@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.types import ASGIApp
@@ -20,10 +21,16 @@ from pharos.dicom.transcode import TranscodingError, check_target
 from pharos.dimse import create_dicom_server
 from pharos.dimse.scu import ScuClient
 from pharos.http.app import HttpOptions, create_app
+from pharos.http.in_process import InProcessCaller
 from pharos.index.postgres import open_postgres_index, postgres_url
 from pharos.index.sql import SqlIndex
 from pharos.index.sqlite import open_sqlite_index
 from pharos.jobs.engine import JobsEngine
+from pharos.model.errors import ErrorCode, PharosError
+from pharos.plugins.loader import load_configured, load_entry_points
+from pharos.plugins.lua import LuaPlugin
+from pharos.plugins.manager import PluginManager
+from pharos.plugins.types import PluginContext, RestCaller
 from pharos.services.annotations import AnnotationService
 from pharos.services.archive import ArchiveService
 from pharos.services.archive_jobs import ArchiveJobs, ArchiveOutputs, archive_directory
@@ -48,6 +55,7 @@ from pharos.services.modify_jobs import ModifyJobs
 from pharos.services.options import ServiceOptions
 from pharos.services.peer_jobs import PeerJobs
 from pharos.services.peers import PeerService
+from pharos.services.plugin_events import PluginEventFeed
 from pharos.services.remote_dicom import RemoteDicomService, ScuSettings
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryArchive, QueryService
@@ -135,8 +143,16 @@ class ServerContext:
             index_description=self.index.describe(),
             storage_description=self.storage.describe(),
         )
+        self.storage_dir = storage_dir
+        # Plugins first: the services call their hooks.
+        self.plugins = PluginManager()
+        self.lua = lua_plugin(config, base)
+        if self.lua is not None:  # first: "lua" is its name
+            self.lua.attach(self.plugins)
+        load_entry_points(self.plugins)
+        load_configured(self.plugins, config.get_list("Plugins"), _plugins_base(config, base))
         files = FileService(self.index, self.storage)
-        store = StoreService(self.index, self.storage, options)
+        store = StoreService(self.index, self.storage, options, self.plugins)
         declared, modality_warnings = parse_modalities(config.get_dict("DicomModalities"))
         for warning in modality_warnings:
             log.warning("configuration: %s", warning)
@@ -162,6 +178,7 @@ class ServerContext:
                 echo_checks_find=config.get_bool("DicomEchoChecksFind"),
                 log_exported_resources=config.get_bool("LogExportedResources"),
             ),
+            self.plugins,
         )
         find = FindService(self.index, files, options, store)
         thumbnails = ThumbnailService(
@@ -215,6 +232,7 @@ class ServerContext:
             history_size=config.get_int("JobsHistorySize"),
             store=self.index if config.get_bool("SaveJobs") else None,
             owner=server_identifier(config),
+            listener=self.plugins.notify_job,
         )
         self.services = Services(
             options=options,
@@ -240,6 +258,7 @@ class ServerContext:
             peer_jobs=peer_jobs,
             dicomweb_client=dicomweb_client,
             dicomweb_client_jobs=dicomweb_client_jobs,
+            plugins=self.plugins,
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:
@@ -256,8 +275,13 @@ class ServerContext:
             threads=max(4, config.get_int("HttpThreadsCount")),
         )
         self.stability = StabilityMonitor(self.index, options.stable_age)
+        self.plugin_feed = PluginEventFeed(self.index, self.plugins)
         self.dicom = create_dicom_server(config, self.services, self.index)
         self._cleanup: threading.Thread | None = None
+        # Set by whoever runs the server (`pharos serve`): POST /tools/reset and /shutdown.
+        self.exit_handler: Callable[[bool], None] | None = None
+        # Pharos's REST API in-process, for plugins (set by create_app).
+        self.rest: RestCaller | None = None
 
     def _dicomweb(
         self,
@@ -283,12 +307,33 @@ class ServerContext:
         )
 
     def create_app(self) -> ASGIApp:
-        return create_app(self.services, self.http_options, self.start, self.stop, jobs=self.jobs)
+        in_process = InProcessCaller()
+        self.rest = in_process
+        return create_app(
+            self.services,
+            self.http_options,
+            self.start,
+            self.stop,
+            jobs=self.jobs,
+            request_exit=self._request_exit,
+            in_process=in_process,
+            lua=self.lua,
+            execute_lua_enabled=self.config.get_bool("ExecuteLuaEnabled"),
+        )
+
+    def _request_exit(self, restart: bool) -> None:
+        if self.exit_handler is None:
+            raise PharosError(ErrorCode.NOT_IMPLEMENTED, "This server is not run by `pharos serve`")
+        self.exit_handler(restart)
 
     def start(self) -> None:
         self.dicom.start()  # first: a DICOM port in use stops the start-up
         self.stability.start()
         self.jobs.start()
+        self.plugin_feed.start()
+        if self.rest is not None:
+            config = self.config.as_dict()
+            self.plugins.startup(PluginContext(config, self.rest, self.storage_dir))
         grace = SHARED_INDEX_ORPHAN_GRACE if self.shared_index else 0.0
         self._cleanup = threading.Thread(
             target=self._clean_orphans,
@@ -300,6 +345,8 @@ class ServerContext:
 
     def stop(self) -> None:
         self.dicom.stop()
+        self.plugin_feed.stop()
+        self.plugins.shutdown()  # the listeners' queue drained first (bounded)
         self.jobs.stop()  # running jobs stop after their step, saved pending (before the SCU)
         self.scu.close()
         self.stability.stop()
@@ -360,3 +407,23 @@ def lossy_quality_option(value: int) -> int:
     if not 1 <= value <= 100:
         raise ValueError(f"DicomLossyTranscodingQuality must be between 1 and 100, not {value}")
     return value
+
+
+def lua_plugin(config: Config, base: Path) -> LuaPlugin | None:
+    """The Lua engine when there is a script to run or /tools/execute-script is enabled.
+    LuaScripts paths are relative to the folder of the configuration file listing them, as in
+    Orthanc; a script that cannot be read or fails stops the start-up (ValueError)."""
+    paths = [str(p) for p in config.get_list("LuaScripts")]
+    if not paths and not config.get_bool("ExecuteLuaEnabled"):
+        return None
+    source = Path(config.source("LuaScripts"))
+    folder = source.parent.resolve() if source.is_file() else base
+    scripts = [folder / path for path in paths]
+    return LuaPlugin(config.as_dict(), scripts, config.get_bool("ExecuteLuaEnabled"))
+
+
+def _plugins_base(config: Config, base: Path) -> Path:
+    """Relative paths of `Plugins` start at the folder of the configuration file that lists
+    them, as in Orthanc; else at the working folder."""
+    source = Path(config.source("Plugins"))
+    return source.parent.resolve() if source.is_file() else base

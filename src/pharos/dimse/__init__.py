@@ -54,8 +54,12 @@ def create_dicom_server(config: Config, services: Services, index: Index) -> Dic
         ),
         services.modalities,  # live: REST changes apply to the next association
     )
-    query = DicomQueryService(index, services.files, services.find, services.options, options.aet)
+    query = DicomQueryService(
+        index, services.files, services.find, services.options, options.aet, services.plugins
+    )
     handlers = ScpHandlers(
         options, access, services.store, query, RetrieveService(index, services.files)
     )
-    return DicomServer(options, handlers, access)
+    # What the server accepts starts as configured; /tools changes it while it runs.
+    services.scp.configure(options.transfer_syntaxes, options.unknown_sop_classes)
+    return DicomServer(options, handlers, access, services.scp, services.plugins)

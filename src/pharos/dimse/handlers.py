@@ -27,6 +27,7 @@ from pharos.dimse.options import DicomServerOptions
 from pharos.dimse.scu_contexts import CannotSend, prepare, storage_contexts
 from pharos.index.base import Reception
 from pharos.model.errors import ErrorCode, PharosError
+from pharos.plugins.types import ORIGIN_DICOM, origin_dict
 from pharos.services.dicom_access import DicomAccess
 from pharos.services.dicom_query import DicomQueryService, IdentifierError
 from pharos.services.dicom_retrieve import RetrieveService, StoredInstance
@@ -164,7 +165,8 @@ class ScpHandlers:
             return
         peer = Peer.of(event.assoc)
         try:
-            identifier = self._identifier(event)
+            origin = origin_dict(ORIGIN_DICOM, peer.address, peer.aet, peer.called_aet)
+            identifier = self._query.filtered(self._identifier(event), origin)
             with self._slots:
                 found = self._query.find(identifier)
         except IdentifierError as exc:

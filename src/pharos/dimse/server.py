@@ -6,6 +6,9 @@ Presentation contexts, as Orthanc's SCP builds them:
 - every storage SOP class in the accepted transfer syntaxes, in whichever role the peer
   proposes (SCP for C-STORE, SCU too for the C-STORE sub-operations of its C-GET);
 - with `UnknownSopClassAccepted`, any other SOP class the peer proposes, as storage.
+The accepted transfer syntaxes and `UnknownSopClassAccepted` are read at each association
+request (they change at run time through /tools), and plugins may decide per peer
+(`pharos_accept_transfer_syntax`, `pharos_accept_unknown_sop_class`).
 
 Each association is checked when it is requested (called AE title, calling AE title: see
 `DicomAccess`), and each request again by its handler. The sockets send without delay.
@@ -14,6 +17,7 @@ Each association is checked when it is requested (called AE title, calling AE ti
 from __future__ import annotations
 
 import logging
+from copy import deepcopy
 from typing import Any
 
 from pynetdicom import AE, AllStoragePresentationContexts, _config, build_context, evt
@@ -25,10 +29,12 @@ from pynetdicom.service_class import ServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 from pynetdicom.transport import ThreadedAssociationServer
 
-from pharos.dicom.transfer_syntaxes import UNCOMPRESSED
+from pharos.dicom.transfer_syntaxes import GROUPS, KNOWN, UNCOMPRESSED
 from pharos.dimse.handlers import Peer, ScpHandlers, set_no_delay
 from pharos.dimse.options import DicomServerOptions
+from pharos.plugins.manager import PluginManager
 from pharos.services.dicom_access import DicomAccess
+from pharos.services.scp_settings import ScpSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +60,33 @@ _CALLING_AET_NOT_RECOGNIZED = 0x03
 _CALLED_AET_NOT_RECOGNIZED = 0x07
 
 
-def supported_contexts(options: DicomServerOptions) -> list[PresentationContext]:
+def supported_contexts(
+    options: DicomServerOptions, syntaxes: tuple[str, ...] | None = None
+) -> list[PresentationContext]:
+    """The contexts of the server; storage ones in `syntaxes` (default: the configured)."""
+    syntaxes = options.transfer_syntaxes if syntaxes is None else syntaxes
     contexts = [build_context(uid, list(UNCOMPRESSED)) for uid in (VERIFICATION, *QUERY_RETRIEVE)]
-    if options.transfer_syntaxes:
+    if syntaxes:
         for storage in AllStoragePresentationContexts:
-            contexts.append(_storage_context(str(storage.abstract_syntax), options))
+            contexts.append(_storage_context(str(storage.abstract_syntax), syntaxes))
     return contexts
 
 
-def _storage_context(sop_class: str, options: DicomServerOptions) -> PresentationContext:
-    context = build_context(sop_class, list(options.transfer_syntaxes))
+def _storage_context(sop_class: str, syntaxes: tuple[str, ...]) -> PresentationContext:
+    context = build_context(sop_class, list(syntaxes))
     # Accept the role the peer proposes: SCU (C-STORE to us) or SCP (C-GET sub-operations).
     context.scu_role = True
     context.scp_role = True
     return context
+
+
+def _storage_syntaxes(assoc: Association) -> tuple[str, ...]:
+    """The storage transfer syntaxes of the contexts an association was given (those of
+    `supported_contexts`, storage ones last)."""
+    contexts = assoc.acceptor.supported_contexts
+    if len(contexts) <= 1 + len(QUERY_RETRIEVE):
+        return ()
+    return tuple(str(syntax) for syntax in contexts[-1].transfer_syntax)
 
 
 def _is_unknown(sop_class: str) -> bool:
@@ -75,10 +94,22 @@ def _is_unknown(sop_class: str) -> bool:
 
 
 class DicomServer:
-    def __init__(self, options: DicomServerOptions, handlers: ScpHandlers, access: DicomAccess):
+    def __init__(
+        self,
+        options: DicomServerOptions,
+        handlers: ScpHandlers,
+        access: DicomAccess,
+        scp: ScpSettings | None = None,
+        plugins: PluginManager | None = None,
+    ):
         self._options = options
         self._handlers = handlers
         self._access = access
+        self._scp = scp or ScpSettings(options.transfer_syntaxes, options.unknown_sop_classes)
+        self._plugins = plugins or PluginManager()
+        # The server's contexts are those of these syntaxes (others are built on demand).
+        self._syntaxes = self._scp.transfer_syntaxes
+        self._contexts: dict[tuple[str, ...], list[PresentationContext]] = {}
         self._server: ThreadedAssociationServer | None = None
         # pynetdicom formats every identifier for its logs unless told not to (its settings
         # are the process's; Pharos logs requests itself).
@@ -122,7 +153,7 @@ class DicomServer:
                 (options.host, options.port),
                 block=False,
                 evt_handlers=handlers,
-                contexts=supported_contexts(options),
+                contexts=self._contexts_of(self._syntaxes),
             )
         except OSError as exc:
             raise RuntimeError(
@@ -132,7 +163,7 @@ class DicomServer:
             'DICOM server "%s" listening on port %d (%d transfer syntaxes accepted for storage)',
             options.aet,
             self.port,
-            len(options.transfer_syntaxes),
+            len(self._syntaxes),
         )
 
     def stop(self) -> None:
@@ -164,10 +195,48 @@ class DicomServer:
             assoc.acse.send_reject(_REJECTED_PERMANENT, _SERVICE_USER, diagnostic)
             assoc.kill()
             return
-        if self._options.unknown_sop_classes and self._options.transfer_syntaxes:
-            self._accept_unknown_sop_classes(assoc)
+        syntaxes, unknown_sop_classes = self._acceptance(peer)
+        if syntaxes != _storage_syntaxes(assoc):  # copied before a change, or per peer
+            assoc.acceptor.supported_contexts = deepcopy(self._contexts_of(syntaxes))
+        if unknown_sop_classes and syntaxes:
+            self._accept_unknown_sop_classes(assoc, syntaxes)
 
-    def _accept_unknown_sop_classes(self, assoc: Association) -> None:
+    def _acceptance(self, peer: Peer) -> tuple[tuple[str, ...], bool]:
+        """The storage transfer syntaxes and whether unknown SOP classes are accepted for
+        this peer: the run-time settings, then what plugins say."""
+        syntaxes = self._scp.transfer_syntaxes
+        server = self._server
+        if syntaxes != self._syntaxes and server is not None:
+            # Changed through /tools: the contexts of the next associations.
+            server.contexts = self._contexts_of(syntaxes)
+            self._syntaxes = syntaxes
+        unknown = self._scp.unknown_sop_classes
+        plugins = self._plugins
+        if plugins.has("pharos_accept_transfer_syntax"):
+            accepted = set(syntaxes)
+            for option, group in GROUPS.items():
+                name = option.removesuffix("TransferSyntaxAccepted")
+                answer = plugins.accepts_syntax(peer.aet, peer.address, peer.called_aet, name)
+                if answer is True:
+                    accepted.update(group)
+                elif answer is False:
+                    accepted.difference_update(group)
+            syntaxes = tuple(syntax for syntax in KNOWN if syntax in accepted)
+        if plugins.has("pharos_accept_unknown_sop_class"):
+            answer = plugins.accepts_unknown_sop_class(peer.aet, peer.address, peer.called_aet)
+            if answer is not None:
+                unknown = answer
+        return syntaxes, unknown
+
+    def _contexts_of(self, syntaxes: tuple[str, ...]) -> list[PresentationContext]:
+        contexts = self._contexts.get(syntaxes)
+        if contexts is None:
+            if len(self._contexts) > 64:  # per-peer choices of plugins: a bounded cache
+                self._contexts.clear()
+            contexts = self._contexts[syntaxes] = supported_contexts(self._options, syntaxes)
+        return contexts
+
+    def _accept_unknown_sop_classes(self, assoc: Association, syntaxes: tuple[str, ...]) -> None:
         """Support, for this association, the SOP classes proposed that pynetdicom does not
         know (private ones included), as storage ("promiscuous mode")."""
         request = assoc.requestor.primitive
@@ -176,14 +245,12 @@ class DicomServer:
             {str(cx.abstract_syntax) for cx in proposed if _is_unknown(str(cx.abstract_syntax))}
         )
         if unknown:
-            extra = [_storage_context(uid, self._options) for uid in unknown]
+            extra = [_storage_context(uid, syntaxes) for uid in unknown]
             assoc.acceptor.supported_contexts = assoc.acceptor.supported_contexts + extra
 
     def _on_established(self, event: Event) -> None:
         assoc = event.assoc
         log.debug("Association from %s established", Peer.of(assoc))
-        if not self._options.unknown_sop_classes:
-            return
         # Route the C-STORE requests of the unknown SOP classes accepted to the storage
         # service, as SOP Class Common Extended Negotiation would (PS3.7 D.3.3.6).
         for context in assoc.accepted_contexts:

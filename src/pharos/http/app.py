@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -9,12 +10,15 @@ from dataclasses import dataclass, field
 import anyio.to_thread
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pharos import __version__
 from pharos.http import dicomweb
 from pharos.http.dicomweb import servers as dicomweb_servers
 from pharos.http.errors import install_error_handlers
+from pharos.http.in_process import InProcessCaller
+from pharos.http.plugin_filter import PluginRequestFilter
 from pharos.http.rest import (
     annotate,
     archive,
@@ -26,16 +30,20 @@ from pharos.http.rest import (
     modalities,
     modify,
     peers,
+    plugins,
     queries,
     resources,
     split_merge,
     system,
     thumbnails,
+    tools,
     upload,
 )
 from pharos.http.rest import jobs as jobs_routes
+from pharos.http.rest import scripts as lua_scripts
 from pharos.http.security import SecurityMiddleware
 from pharos.jobs.engine import JobsEngine
+from pharos.plugins.lua import LuaPlugin
 from pharos.services.container import Services
 
 
@@ -56,6 +64,10 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
     *,
     jobs: JobsEngine,
+    request_exit: Callable[[bool], None] | None = None,
+    in_process: InProcessCaller | None = None,
+    lua: LuaPlugin | None = None,
+    execute_lua_enabled: bool = False,
 ) -> ASGIApp:
     """The REST API behind the security checks; uploads take a shortcut (see UploadEndpoint)."""
 
@@ -63,11 +75,15 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Services are synchronous; handlers run them on this many worker threads.
         anyio.to_thread.current_default_thread_limiter().total_tokens = options.threads
+        if in_process is not None:
+            in_process.bind_loop(asyncio.get_running_loop())
         if on_startup is not None:
             on_startup()
         try:
             yield
         finally:
+            if in_process is not None:  # the loop is busy shutting down: plugins' own loop
+                in_process.bind_loop(None)
             uploads.close()
             if on_shutdown is not None:
                 on_shutdown()
@@ -104,16 +120,27 @@ def create_app(
                 services.dicomweb_client, services.dicomweb_client_jobs, jobs
             )
         app.include_router(dicomweb.router(services.dicomweb, client))
+    app.include_router(plugins.router(services.plugins))
+    app.include_router(tools.router(services.scp, request_exit))  # run-time tools, reset
+    app.include_router(lua_scripts.router(lua, execute_lua_enabled))
+    plugin_routes: list[BaseRoute] = []
+    for plugin_router in services.plugins.routers():  # after the built-in routes: they win
+        app.include_router(plugin_router)
+        plugin_routes.extend(plugin_router.routes)
     if options.compression:
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
 
     shortcut = Shortcuts(app, {("POST", "/instances"): uploads})
-    return SecurityMiddleware(
-        shortcut,
+    if in_process is not None:  # past the security checks and the request filters, as Orthanc
+        in_process.attach(shortcut, plugin_routes)
+    filtered = PluginRequestFilter(shortcut, services.plugins, options.describe_errors)
+    secured = SecurityMiddleware(
+        filtered,
         remote_access_allowed=options.remote_access_allowed,
         authentication_enabled=options.authentication_enabled,
         users=options.users,
     )
+    return secured
 
 
 class Shortcuts:

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from pharos.index.base_jobs import JobIndex
 from pharos.jobs.records import JobFactory, JobRecord, record_from_text
@@ -35,6 +36,10 @@ from pharos.model.jobs import (
 )
 
 log = logging.getLogger(__name__)
+
+# Told (event, job ID, job type) when a job is "Submitted" and when it ends with "Success" or
+# "Failure" (plugins' listeners): called with the engine's lock held, so it must only enqueue.
+JobListener = Callable[[str, str, str], None]
 
 
 def _unknown(job_id: str) -> PharosError:
@@ -57,8 +62,10 @@ class JobsEngine:
         store: JobIndex | None = None,
         owner: str = "",
         save_interval: float = 1.0,
+        listener: JobListener | None = None,
     ):
         self._registry = registry
+        self._listener = listener
         # ConcurrentJobs: 0 is one per CPU core (as Orthanc)
         self._threads_count = threads if threads > 0 else (os.cpu_count() or 1)
         self._owner = owner
@@ -116,6 +123,7 @@ class JobsEngine:
             )
             self._records[record.id] = record
             self._save(record)
+            self._tell("Submitted", record)
             self._lock.notify_all()
         log.info("Job %s (%s) submitted with priority %d", record.id, job.job_type, priority)
         return record.id
@@ -319,6 +327,7 @@ class JobsEngine:
         record.completion_time = time.time()
         record.scheduled_stop = record.retry_at = None
         self._save(record)
+        self._tell("Success" if state is JobState.SUCCESS else "Failure", record)
         finished = sorted(
             (r for r in self._records.values() if r.state.finished),
             key=lambda r: (r.completion_time or 0.0, r.sequence),
@@ -327,6 +336,14 @@ class JobsEngine:
             del self._records[old.id]
             self._forget(old.id)
         self._lock.notify_all()
+
+    def _tell(self, event: str, record: JobRecord) -> None:
+        if self._listener is None:
+            return
+        try:
+            self._listener(event, record.id, record.job.job_type)
+        except Exception:
+            log.exception("Job listener failed on %s of job %s", event, record.id)
 
     # -- persistence ------------------------------------------------------------------------
 

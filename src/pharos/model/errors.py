@@ -61,6 +61,7 @@ class ErrorCode(Enum):
     )
     FORBIDDEN_ACCESS = (45, 403, "Access to a resource is forbidden")
     CANNOT_STORE_INSTANCE = (2018, 500, "Cannot store an instance")
+    CANNOT_EXECUTE_LUA = (2031, 500, "Cannot execute a Lua command")
     UNSUPPORTED_MEDIA_TYPE = (3000, 415, "Unsupported media type")
 
     @property

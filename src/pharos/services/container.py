@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pharos.plugins.manager import PluginManager
 from pharos.services.annotations import AnnotationService
 from pharos.services.archive_jobs import ArchiveJobs
 from pharos.services.changes import ChangeLogService
@@ -22,6 +23,7 @@ from pharos.services.remote_dicom import RemoteDicomService
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryService
 from pharos.services.resources import ResourceService
+from pharos.services.scp_settings import ScpSettings
 from pharos.services.split_merge import SplitMergeService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
@@ -48,9 +50,11 @@ class Services:
     dicom_jobs: DicomJobs  # store/move/retrieve, run now or prepared as jobs
     split_merge: SplitMergeService  # /studies/{id}/split and /merge, run now or as jobs
     dicomweb: DicomWebServer | None = None  # None: DicomWeb.Enable is false
-    modify: ModifyJobs | None = None  # /modify, /anonymize, /tools/bulk-*, now or as jobs
+    plugins: PluginManager = field(default_factory=PluginManager)  # hooks (pharos.plugins)
+    scp: ScpSettings = field(default_factory=ScpSettings)  # what the DICOM server accepts, live
     peers: PeerService | None = None  # OrthancPeers (/peers)
     peer_jobs: PeerJobs | None = None  # /peers/{id}/store, run now or as a job
     dicomweb_client: DicomWebClient | None = None  # DicomWeb.Servers (/dicom-web/servers)
     dicomweb_client_jobs: DicomWebClientJobs | None = None  # its STOW/WADO, now or as jobs
+    modify: ModifyJobs | None = None  # /modify, /anonymize, /tools/bulk-*, now or as jobs
     archives: ArchiveJobs | None = None  # /archive, /media, /tools/create-*: now or as jobs

@@ -14,7 +14,7 @@ from one instance's file unless `StorageAccessOnFind` is "Never"; empty when abs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from functools import reduce
@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 
 from pharos.dicom.charset import TextDecoder
 from pharos.dicom.computed import COMPUTED_TAGS
-from pharos.dicom.dictionary import dictionary_vr, format_tag
+from pharos.dicom.dictionary import dictionary_vr, format_tag, parse_tag
 from pharos.dicom.matching import WILDCARD_VRS
 from pharos.dicom.query import (
     QUERY_RETRIEVE_LEVEL,
@@ -41,6 +41,8 @@ from pharos.dicom.query import (
 from pharos.index.base import Index, ResourceRef
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
+from pharos.plugins.manager import PluginManager
+from pharos.plugins.types import Refusal
 from pharos.services.files import FileService
 from pharos.services.find import FindService
 from pharos.services.find_request import FindRequest, locate_tag, parse_find_request
@@ -90,16 +92,43 @@ class DicomQueryService:
         find: FindService,
         options: ServiceOptions,
         retrieve_aet: str,
+        plugins: PluginManager | None = None,
     ):
         self._index = index
         self._files = files
         self._find = find
         self._options = options
         self._aet = retrieve_aet
+        self._plugins = plugins or PluginManager()
 
     def identifier(self, dataset: Dataset) -> Identifier:
         """The keys of a C-FIND, C-MOVE or C-GET request."""
         return parse_identifier(dataset, self._options.default_encoding)
+
+    def filtered(self, identifier: Identifier, origin: Mapping[str, str]) -> Identifier:
+        """A C-FIND identifier as the plugins' filters rewrite it (keys "gggg,eeee", as Lua's
+        IncomingFindRequestFilter sees them; sequences are kept as received). A refusal is
+        a FORBIDDEN_ACCESS error."""
+        if not self._plugins.has("pharos_incoming_find_filter"):
+            return identifier
+        received = {key.tag: key for key in identifier.keys}
+        query = {format_tag(k.tag): k.value for k in identifier.keys if k.value is not None}
+        if identifier.level is not None:
+            query[format_tag(QUERY_RETRIEVE_LEVEL)] = identifier.level
+        answer = self._plugins.filter_find(query, origin)
+        if isinstance(answer, Refusal):
+            raise PharosError(ErrorCode.FORBIDDEN_ACCESS, answer.message("C-FIND"))
+        level = None
+        keys = {tag: key for tag, key in received.items() if key.value is None}
+        for text, value in answer.items():
+            tag = parse_tag(text)
+            if tag == QUERY_RETRIEVE_LEVEL:
+                level = value.strip()
+                continue
+            vr = received[tag].vr if tag in received else dictionary_vr(tag, None)
+            if vr != "SQ":
+                keys[tag] = QueryKey(tag, vr, value)
+        return Identifier(level, tuple(keys[tag] for tag in sorted(keys)))
 
     def find(self, identifier: Identifier) -> FindAnswers:
         level = query_level(identifier, "C-FIND")

@@ -25,6 +25,7 @@ from pharos.dicom.orthanc_json import TagFormat, dataset_to_json
 from pharos.index.base import Index, Reception, ResourceRef
 from pharos.model.errors import ErrorCode, PharosError, unknown_resource
 from pharos.model.levels import Level
+from pharos.plugins.manager import PluginManager
 from pharos.services.dicom_client import (
     Association,
     DicomClient,
@@ -34,6 +35,7 @@ from pharos.services.dicom_client import (
     StoreRequest,
 )
 from pharos.services.dicom_retrieve import RetrieveService, StoredInstance
+from pharos.services.find_filters import filter_outgoing_find
 from pharos.services.modalities import Modality, ModalityError, parse_modality
 from pharos.services.options import ServiceOptions
 from pharos.services.remote_find import (
@@ -143,6 +145,7 @@ class RemoteDicomService:
         store: StoreService,
         options: ServiceOptions,
         settings: ScuSettings,
+        plugins: PluginManager | None = None,
     ):
         self.registry = registry
         self.client = client
@@ -151,6 +154,7 @@ class RemoteDicomService:
         self._store = store
         self._options = options
         self.settings = settings
+        self._plugins = plugins or PluginManager()
 
     # -- shared -----------------------------------------------------------------------------
 
@@ -170,6 +174,9 @@ class RemoteDicomService:
         return self.association(modality, optional_string(body, "LocalAet"), optional_timeout(body))
 
     def find(self, association: Association, level: Level, identifier: Dataset) -> list[Dataset]:
+        identifier = filter_outgoing_find(
+            self._plugins, identifier, association.modality.name, self._options.default_encoding
+        )
         request = FindRequest(level, identifier, study_root=level is not Level.PATIENT)
         peer = _peer(association)
         try:

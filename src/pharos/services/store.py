@@ -33,6 +33,9 @@ from pharos.index.base import (
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.ids import ResourceIds
 from pharos.model.levels import Level
+from pharos.model.timeutil import now_iso
+from pharos.plugins.manager import PluginManager
+from pharos.plugins.types import origin_dict
 from pharos.services.options import ServiceOptions
 from pharos.storage.base import StorageArea
 from pharos.storage.compression import Compression, compress
@@ -91,15 +94,45 @@ def is_zip(data: bytes) -> bool:
 
 
 class StoreService:
-    def __init__(self, index: Index, storage: StorageArea, options: ServiceOptions):
+    def __init__(
+        self,
+        index: Index,
+        storage: StorageArea,
+        options: ServiceOptions,
+        plugins: PluginManager | None = None,
+    ):
         self._index = index
         self._storage = storage
         self._options = options
+        self._plugins = plugins or PluginManager()
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="pharos-store")
 
     def store(self, data: bytes, reception: Reception) -> StoreResult:
         options = self._options
         parsed = parse_instance(data, options.default_encoding, options.extra_main_tags)
+        # Plugins' filters, before anything is written; their listeners after the commit.
+        plugins = self._plugins
+        if plugins.has("pharos_incoming_instance_filter"):
+            origin = _origin(reception)
+            refusal = plugins.filter_instance(data, origin, options.default_encoding)
+            if refusal is not None:
+                log.warning("Instance %s not stored: %s", parsed.ids.instance, refusal.reason)
+                raise PharosError(ErrorCode.FORBIDDEN_ACCESS, refusal.message("Instance"))
+        result = self._store_parsed_or_transcoded(data, parsed, reception)
+        if result.status is StoreStatus.SUCCESS and plugins.has("pharos_on_stored_instance"):
+            plugins.notify_stored(
+                result.ids.instance,
+                data,
+                _metadata(reception, parsed),
+                _origin(reception),
+                options.default_encoding,
+            )
+        return result
+
+    def _store_parsed_or_transcoded(
+        self, data: bytes, parsed: ParsedInstance, reception: Reception
+    ) -> StoreResult:
+        options = self._options
         if options.ingest_transcoding and self._needs_transcoding(parsed):
             # Same identity after a lossless transcoding: a resent instance costs no encoding.
             resent = (
@@ -254,7 +287,8 @@ class StoreService:
                     content = archive.read(member)
                     results.append(self.store(content, reception))
                 except PharosError as exc:
-                    if exc.code is not ErrorCode.BAD_FILE_FORMAT:
+                    # Unreadable, or refused by a plugin: that file only.
+                    if exc.code not in (ErrorCode.BAD_FILE_FORMAT, ErrorCode.FORBIDDEN_ACCESS):
                         raise
                     log.warning("Not stored from the zip archive: %s: %s", member.filename, exc)
                     results.append(ArchiveMemberFailure(member.filename, exc))
@@ -298,3 +332,32 @@ class StoreService:
 
     def close(self) -> None:
         self._io.shutdown(wait=True)
+
+
+def _origin(reception: Reception) -> dict[str, str]:
+    return origin_dict(
+        reception.origin,
+        reception.remote_ip,
+        reception.remote_aet,
+        reception.called_aet,
+        reception.http_username,
+    )
+
+
+def _metadata(reception: Reception, parsed: ParsedInstance) -> dict[str, str]:
+    """The instance metadata the index records, for OnStoredInstance listeners."""
+    metadata = {
+        "ReceptionDate": now_iso(utc=False),
+        "Origin": reception.origin,
+        "RemoteAET": reception.remote_aet,
+        "TransferSyntax": parsed.transfer_syntax_uid,
+    }
+    optional = {
+        "SopClassUid": parsed.sop_class_uid,
+        "RemoteIP": reception.remote_ip,
+        "CalledAET": reception.called_aet,
+        "HttpUsername": reception.http_username,
+        "IndexInSeries": None if parsed.index_in_series is None else str(parsed.index_in_series),
+    }
+    metadata.update({key: value for key, value in optional.items() if value})
+    return metadata

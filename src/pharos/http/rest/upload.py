@@ -88,7 +88,8 @@ def router(endpoint: UploadEndpoint) -> APIRouter:
 
 def reception_of(request: Request) -> Reception:
     return Reception(
-        origin="RestApi",
+        # In-process calls (http/in_process.py) say who made them: "Lua", "Plugins".
+        origin=request.scope.get("state", {}).get("request_origin", "RestApi"),
         remote_aet="",
         remote_ip=request.client.host if request.client else None,
         http_username=request.scope.get("state", {}).get("username"),
