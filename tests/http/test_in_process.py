@@ -108,3 +108,13 @@ def test_call_from_the_event_loop_thread_itself() -> None:
 def test_not_attached() -> None:
     with pytest.raises(RuntimeError, match="not available"):
         InProcessCaller().call("GET", "/system", b"", {}, False)
+
+
+def test_empty_path_components_are_ignored_as_in_orthanc() -> None:
+    # The Orthanc Book's AutoroutingModification.lua posts to '/instances/'.
+    caller = make_caller()
+    for uri in ("/echo/x/", "echo/x", "//echo//x/?a=1"):
+        status, _, body = caller.call("GET", uri, b"", {}, False)
+        assert status == 200, uri
+        assert orjson.loads(body)["name"] == "x"
+    assert caller.call("POST", "/body/", b"abc", {}, False)[2] == b"abc"

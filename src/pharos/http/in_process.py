@@ -77,8 +77,9 @@ class InProcessCaller:
 
     def _scope(self, method: str, uri: str, headers: dict[str, str], length: int) -> Scope:
         path, _, query = uri.partition("?")
-        if not path.startswith("/"):
-            path = "/" + path
+        # Orthanc splits URIs on "/" and ignores empty parts: RestApiPost('/instances/', ...)
+        # of the Orthanc Book reaches /instances (Starlette would answer a redirect).
+        path = "/" + "/".join(part for part in path.split("/") if part)
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if length and not any(k == b"content-length" for k, _ in raw):
             raw.append((b"content-length", str(length).encode()))

@@ -126,6 +126,18 @@ def test_toolbox_records_chained_operations(functions: LuaFunctions) -> None:
         recorded("SendToModality(nil, 'pacs')")
     with pytest.raises(LuaScriptError, match="Cannot modify twice"):
         recorded("ModifyInstance(ModifyInstance('id', {}), {})")
+    assert recorded("Delete(CallSystem(ModifyInstance('id', {}), 'cmd', {'-v', 42}))") == [
+        {"Operation": "modify", "Resource": "id", "Replace": {}},
+        {"Operation": "call-system", "Resource": "", "Command": "cmd", "Arguments": ["-v", "42"]},
+        {"Operation": "delete", "Resource": ""},
+    ]
+    assert recorded("CallSystem('id', 'cmd')")[0]["Arguments"] == []
+    with pytest.raises(LuaScriptError, match="nonexistent resource"):
+        recorded("CallSystem(nil, 'cmd', {})")
+    with pytest.raises(LuaScriptError, match="No command was specified"):
+        recorded("CallSystem('id', nil, {})")
+    with pytest.raises(LuaScriptError, match="a table of strings"):
+        recorded("CallSystem('id', 'cmd', {a = {}})")
 
 
 def test_toolbox_outside_an_entry_point(functions: LuaFunctions) -> None:

@@ -1,7 +1,8 @@
 """The functions Orthanc gives Lua scripts: the REST API in-process, HTTP clients, JSON,
 the configuration, UIDs, and the auto-routing toolbox (SendToModality, Delete, ...).
 
-The toolbox records operations while a callback runs (Orthanc's `_job`); `ModifyInstance`
+The toolbox (SendToModality, SendToPeer, Delete, ModifyInstance, CallSystem) records
+operations while a callback runs (Orthanc's `_job`); `ModifyInstance`
 returns "" so that the next operation chains on its output, as in Orthanc's Toolbox.lua. The
 plugin runs the recorded operations after the callback returns (see plugin.py).
 """
@@ -111,6 +112,7 @@ class LuaFunctions:
             "Delete": self._delete,
             "ModifyInstance": self._modify,
             "ModifyResource": self._modify,
+            "CallSystem": self._call_system,
         }
 
     # --- JSON ------------------------------------------------------------------------------
@@ -276,13 +278,34 @@ class LuaFunctions:
         operation: dict[str, Any] = {"Operation": "modify", "Resource": text(resource)}
         # Strings kept as strings: Orthanc turns "0123" into 123 here, a known trap.
         if replacements is not None:
-            operation["Replace"] = self.json_of(replacements, keep_strings=True)
+            # An empty Lua table reads as the JSON array []: here it means "nothing to replace".
+            operation["Replace"] = self.json_of(replacements, keep_strings=True) or {}
         if removals is not None:
             operation["Remove"] = self.json_of(removals, keep_strings=True)
         if remove_private_tags is not None:
             operation["RemovePrivateTags"] = bool(remove_private_tags)
         self.operations.add(operation)
         return b""  # chains with the next operation
+
+    def _call_system(self, resource: Any = None, command: Any = None, args: Any = None) -> Any:
+        """Orthanc's CallSystem(instance, command, args): runs `command` with `args` then the
+        path of a temporary copy of the instance's file (no shell involved)."""
+        if resource is None:
+            raise LuaFailure("Cannot execute a system call on a nonexistent resource")
+        if not isinstance(command, bytes) or not command:
+            raise LuaFailure("No command was specified for system call")
+        arguments = [] if args is None else self.json_of(args, keep_strings=True)
+        if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+            raise LuaFailure("CallSystem(): the arguments must be a table of strings")
+        self.operations.add(
+            {
+                "Operation": "call-system",
+                "Resource": text(resource),
+                "Command": text(command),
+                "Arguments": arguments,
+            }
+        )
+        return resource
 
     def close(self) -> None:
         self._http.close()

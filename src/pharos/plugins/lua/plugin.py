@@ -13,8 +13,11 @@ import contextlib
 import io
 import logging
 import queue
+import subprocess
+import tempfile
 import threading
 import types
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ import orjson
 import pydicom.filereader
 from pydicom.tag import BaseTag
 
+from pharos.dicom.parse import parse_instance
+from pharos.model.errors import PharosError
 from pharos.plugins.hookspecs import hookimpl
 from pharos.plugins.lua.convert import text, to_lua
 from pharos.plugins.lua.functions import LuaFunctions, error_details
@@ -35,6 +40,9 @@ log = logging.getLogger("pharos.lua")
 PLUGIN_NAME = "lua"
 _PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
 _STOP = object()
+# Copies made by ModifyInstance() whose OnStoredInstance has not run yet (bounded: a copy
+# stored while no OnStoredInstance is defined never claims its entry).
+_PENDING_COPIES = 1000
 
 # The hooks Lua implements only while the scripts define one of these callbacks: the manager
 # then skips Lua entirely on hot paths (no dataset built for an instance filter nobody has).
@@ -80,6 +88,9 @@ class LuaPlugin:
         self._manager: PluginManager | None = None
         self._hooks: frozenset[str] = frozenset()
         self._registration = threading.Lock()
+        # ModifyInstance() copies: new instance ID -> its source (ModifiedFrom, see _copy).
+        self._copies: OrderedDict[str, str] = OrderedDict()
+        self._copies_lock = threading.Lock()
         self._always = ALWAYS + (
             ("pharos_on_change", "pharos_on_stable") if scripts_at_runtime else ()
         )
@@ -236,9 +247,57 @@ class LuaPlugin:
             keys = ("Replace", "Remove", "RemovePrivateTags")
             command = {k: operation[k] for k in keys if operation.get(k) is not None}
             modified = self._rest("POST", f"/instances/{resource}/modify", command)
-            stored = orjson.loads(self._rest("POST", "/instances", modified))
-            return str(stored["ID"])
+            return self._store_copy(modified, resource)
+        if kind == "call-system":
+            self._call_system(resource, operation["Command"], operation["Arguments"])
+            return resource
         raise ValueError(f"unknown operation {kind!r}")
+
+    def _call_system(self, resource: str, command: str, arguments: list[str]) -> None:
+        """Orthanc's SystemCallOperation: the command gets the arguments, then the path of a
+        temporary copy of the instance (deleted afterwards). A non-zero exit is a failure."""
+        data = self._rest("GET", f"/instances/{resource}/file", None)
+        with tempfile.TemporaryDirectory(prefix="pharos-lua-") as folder:
+            path = Path(folder) / f"{resource}.dcm"
+            path.write_bytes(data)
+            try:
+                done = subprocess.run(
+                    [command, *arguments, str(path)],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    check=False,
+                )
+            except OSError as exc:
+                raise RuntimeError(f"cannot run {command!r}: {exc}") from None
+        for line in done.stdout.decode("utf-8", "replace").splitlines():
+            log.info("Lua: %s says: %s", command, line)
+        if done.returncode != 0:
+            error = done.stderr.decode("utf-8", "replace").strip()[-500:]
+            raise RuntimeError(f"{command!r} exited with status {done.returncode}: {error}")
+
+    def _store_copy(self, modified: bytes, source: str) -> str:
+        """Store the output of ModifyInstance(). Orthanc stores it with its ModifiedFrom
+        metadata, which OnStoredInstance sees (the Orthanc Book's scripts test it to skip
+        their own copies: without it they loop forever). The REST API cannot write that
+        metadata, so the copy's ID, known before it is stored, is noted and its
+        OnStoredInstance told (see pharos_on_stored_instance)."""
+        encoding = str(self.functions.config.get("DefaultEncoding") or "Latin1")
+        try:
+            copy_id = parse_instance(modified, encoding).ids.instance
+        except PharosError as exc:
+            raise RuntimeError(f"the modified instance is not valid DICOM: {exc}") from None
+        with self._copies_lock:
+            self._copies[copy_id] = source
+            while len(self._copies) > _PENDING_COPIES:
+                self._copies.popitem(last=False)
+        stored: dict[str, Any] = {}
+        try:
+            stored = orjson.loads(self._rest("POST", "/instances", modified))
+        finally:
+            if stored.get("Status") != "Success":  # no OnStoredInstance will claim it
+                with self._copies_lock:
+                    self._copies.pop(copy_id, None)
+        return str(stored["ID"])
 
     def _rest(self, method: str, uri: str, body: Any) -> bytes:
         rest = self.functions.rest
@@ -343,6 +402,10 @@ class LuaPlugin:
         metadata: dict[str, str],
         origin: dict[str, str],
     ) -> None:
+        with self._copies_lock:
+            source = self._copies.pop(instance_id, None)
+        if source is not None and "ModifiedFrom" not in metadata:
+            metadata = {**metadata, "ModifiedFrom": source}
         self._listener("OnStoredInstance", instance_id, simplified_tags, metadata, origin)
 
     @hookimpl
