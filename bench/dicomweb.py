@@ -1,5 +1,6 @@
 """Benchmark DICOMweb: QIDO-RS study search by StudyDate range, WADO-RS series metadata (cold
-and cached) and STOW-RS throughput, on a fresh `pharos serve`.
+and cached) and STOW-RS throughput, on a fresh `pharos serve`; then the same QIDO search on a
+second server holding `--large` instances (100,000 by default, 20,000 studies).
 
 Loads the generated corpus of bench/corpus.py (10,000 instances = 2,000 studies by default,
 the size of the issue's Orthanc numbers) with bench/find.py's loader, adds series of 20
@@ -35,7 +36,8 @@ from corpus import Corpus  # noqa: E402
 from find import load  # noqa: E402
 from ingest import fresh_server, generate  # noqa: E402
 
-QIDO_TARGET_MS = 10.0
+QIDO_TARGET_MS = 10.0  # p50 at 2,000 studies
+QIDO_LARGE_TARGET_MS = 50.0  # p95 at 100,000 instances
 METADATA_TARGET_MS = 5.0
 ROOT = "/dicom-web"
 
@@ -158,6 +160,12 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=200)
     parser.add_argument("--series", type=int, default=10, help="20-instance series for metadata")
     parser.add_argument("--stow", type=int, default=400, help="instances sent with STOW-RS")
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=100_000,
+        help="corpus size of the second QIDO run, on its own server (0: skip it)",
+    )
     args = parser.parse_args()
 
     corpus = Corpus.plan(args.instances)
@@ -179,6 +187,20 @@ def main() -> None:
         print("metadata", results["series_metadata_20"], flush=True)
         results["stow"] = stow(client, args.stow, 20)
         print("stow", results["stow"], flush=True)
+    if args.large:
+        large = Corpus.plan(args.large)
+        with (
+            tempfile.TemporaryDirectory(prefix="pharos-dicomweb-large-") as tmp,
+            fresh_server(args.backend, Path(tmp)) as server,
+        ):
+            print(f"loading {large.instance_count:,} instances ({len(large.studies):,} studies)")
+            load(server.url, large, 4)
+            client = Client(server.url)
+            results["qido_study_date_range_large"] = {
+                "instances": large.instance_count,
+                **qido(client, large, args.repetitions),
+            }
+            print("qido large", results["qido_study_date_range_large"], flush=True)
     results["load_after"] = os.getloadavg()
     qido_p50 = results["qido_study_date_range"]["p50_ms"]
     cached_p50 = results["series_metadata_20"]["cached"]["p50_ms"]
@@ -193,6 +215,13 @@ def main() -> None:
         f"({results['stow']['per_request']} per request, 1 client)\n"
         f"load average before/after: {results['load_before']} / {results['load_after']}"
     )
+    if "qido_study_date_range_large" in results:
+        large_run = results["qido_study_date_range_large"]
+        print(
+            f"QIDO StudyDate range ({large_run['hits']} hits, {large_run['instances']:,} "
+            f"instances): p50 {large_run['p50_ms']:.2f} ms, p95 {large_run['p95_ms']:.2f} ms "
+            f"(target p95 < {QIDO_LARGE_TARGET_MS:.0f} ms)"
+        )
     print(json.dumps(results, indent=2))
 
 

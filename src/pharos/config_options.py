@@ -1180,6 +1180,50 @@ DICOMWEB_SETTINGS: tuple[Setting, ...] = (
         "For QIDO-RS server, whether search is case sensitive (fuzzymatching=true in a query "
         "makes person names case-insensitive)",
     ),
+    Setting("EnableWado", True, bool, "Whether WADO-URI (previously known as WADO) is enabled"),
+    Setting("WadoRoot", "/wado", str, "Root URI of the WADO-URI (aka. WADO) API"),
+    Setting(
+        "StudiesMetadata",
+        "Full",
+        str,
+        'How study-level WADO-RS metadata is built: "Full" (every file, cached per series), '
+        '"MainDicomTags" (the index only) or "Extrapolate" (the index, and '
+        "StudiesMetadataExtrapolatedTags read from 3 instances picked at random)",
+    ),
+    Setting(
+        "SeriesMetadata",
+        "Full",
+        str,
+        'How series-level WADO-RS metadata is built: "Full", "MainDicomTags" or "Extrapolate" '
+        "(then with SeriesMetadataExtrapolatedTags), as StudiesMetadata",
+    ),
+    Setting(
+        "StudiesMetadataExtrapolatedTags",
+        [],
+        list,
+        'Tags (names or "gggg,eeee") added to study metadata in "Extrapolate" mode',
+    ),
+    Setting(
+        "SeriesMetadataExtrapolatedTags",
+        [],
+        list,
+        'Tags (names or "gggg,eeee") added to series metadata in "Extrapolate" mode',
+    ),
+    Setting(
+        "CorsAllowedOrigins",
+        [],
+        list,
+        'Pharos only: origins (e.g. "https://viewer.example.org", or "*" for any) whose web '
+        "pages may call DICOMweb and WADO-URI (CORS headers, preflight OPTIONS answered). "
+        "Empty: no CORS headers, browsers allow same-origin pages only",
+    ),
+    Setting(
+        "CorsAllowCredentials",
+        False,
+        bool,
+        "Pharos only: whether those pages may send credentials (HTTP Basic authentication, "
+        'cookies); never with "*" (the requesting origin is then echoed instead)',
+    ),
     Setting(
         "Servers",
         {},
@@ -1273,13 +1317,9 @@ _DW_LATER = "option of Orthanc's DICOMweb plugin"
 UNSUPPORTED_DICOMWEB: Mapping[str, str] = {
     name: _DW_LATER
     for name in (
-        "EnableWado",
-        "WadoRoot",
         "Ssl",
         "Host",
         "ServersInDatabase",
-        "StudiesMetadata",
-        "SeriesMetadata",
         "EnableMetadataCache",
         "MetadataWorkerThreadsCount",
         "PublicRoot",

@@ -41,9 +41,11 @@ from pharos.services.dicom_jobs import DicomJobs
 from pharos.services.dicom_retrieve import RetrieveService
 from pharos.services.dicomweb_client import DicomWebClient
 from pharos.services.dicomweb_client_jobs import DicomWebClientJobs
+from pharos.services.dicomweb_frames import DicomWebFrames
+from pharos.services.dicomweb_metadata import indexed_metadata
 from pharos.services.dicomweb_retrieve import DicomWebRetrieve
 from pharos.services.dicomweb_search import DicomWebSearch
-from pharos.services.dicomweb_server import DicomWebServer, normalize_root
+from pharos.services.dicomweb_server import DicomWebServer, cors_policy, normalize_root
 from pharos.services.dicomweb_store import DicomWebStore
 from pharos.services.files import FileService
 from pharos.services.find import FindService
@@ -300,10 +302,32 @@ class ServerContext:
             search=DicomWebSearch(
                 self.index, find, files, options, section.get_bool("QidoCaseSensitive")
             ),
-            retrieve=DicomWebRetrieve(self.index, self.storage, files, options.store_md5),
+            retrieve=DicomWebRetrieve(
+                self.index,
+                self.storage,
+                files,
+                options.store_md5,
+                indexed_metadata(
+                    self.index,
+                    files,
+                    section.get_str("StudiesMetadata"),
+                    section.get_str("SeriesMetadata"),
+                    section.get_list("StudiesMetadataExtrapolatedTags"),
+                    section.get_list("SeriesMetadataExtrapolatedTags"),
+                ),
+            ),
             store=DicomWebStore(store),
             thumbnails=thumbnails,
             images=ImageService(ResourceService(self.index), files),
+            frames=DicomWebFrames(files),
+            wado_root=(
+                normalize_root(section.get_str("WadoRoot"), "WadoRoot", "/wado")
+                if section.get_bool("EnableWado")
+                else None
+            ),
+            cors=cors_policy(
+                section.get_list("CorsAllowedOrigins"), section.get_bool("CorsAllowCredentials")
+            ),
         )
 
     def create_app(self) -> ASGIApp:

@@ -97,3 +97,27 @@ def test_attributes_from_index_values() -> None:
     assert attribute(0x00081030, None) == {"vr": "LO"}
     assert attribute(0x00200013, "x") == {"vr": "IS", "Value": [None]}
     assert list(attributes({0x00200013: "1", 0x00100010: "A"})) == ["00100010", "00200013"]
+
+
+def test_bulk_data_uris_name_the_path_of_the_value() -> None:
+    """PS3.18 F.2.2: a large binary value is a BulkDataURI (no Value, no InlineBinary)."""
+    ds = Dataset()
+    ds.add_new(0x60003000, "OW", b"\x00\x01" * 1024)
+    ds.add_new(0x00420011, "OB", b"\x02" * 10)  # small: inline
+    second = Dataset()
+    second.add_new(0x7FE00010, "OW", b"\x05\x06" * 1024)
+    ds.IconImageSequence = Sequence([Dataset(), second])
+    ds.add_new(0x7FE00010, "OW", b"\x00" * 4096)  # pixel data: never in metadata
+    prefix = "studies/1/series/2/instances/3/"
+    node = dataset_to_dicom_json(ds, bulk_data_uri=prefix)
+    assert node["60003000"] == {"vr": "OW", "BulkDataURI": prefix + "bulk/60003000"}
+    assert "InlineBinary" in node["00420011"]
+    items = node["00880200"]["Value"]
+    assert items[0] == {}
+    assert items[1]["7FE00010"] == {
+        "vr": "OW",
+        "BulkDataURI": prefix + "bulk/00880200/2/7FE00010",
+    }
+    assert "7FE00010" not in node
+    # Without a URI (QIDO-RS), large values are left out.
+    assert "60003000" not in dataset_to_dicom_json(ds)

@@ -1,13 +1,15 @@
 """The DICOM JSON model (PS3.18 F.2): what DICOMweb (QIDO-RS, WADO-RS metadata, STOW-RS
 responses) answers, built from pydicom datasets or from the index's text values.
 
-Large binary values would need a BulkDataURI pointing at a `/bulkdata` route; Pharos does not
-serve one yet, so they are left out rather than given dead links (PS3.18 F.2.2 lets a server
-omit them). Binary values up to `BULK_DATA_THRESHOLD` bytes are inlined (InlineBinary).
+Binary values up to `BULK_DATA_THRESHOLD` bytes are inlined (InlineBinary); larger ones are
+given a BulkDataURI (WADO-RS metadata, served by the `/bulk/` route) or left out (QIDO-RS
+answers; PS3.18 F.2.2 lets a server omit them). Pixel data is left out: its frames are served
+by `/frames/`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -16,21 +18,29 @@ from pydicom import Dataset
 
 from pharos.dicom.dictionary import dictionary_vr
 
-BULK_DATA_THRESHOLD = 1024  # bytes; larger binary values are left out
+BULK_DATA_THRESHOLD = 1024  # bytes; larger binary values are bulk data
 # Pixel Data, Float and Double Float Pixel Data: always bulk data, never in metadata.
 PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _OMITTED = "\x00omitted"  # what the bulk data handler returns: the element is then dropped
 _INT_VRS = frozenset({"IS", "SL", "SS", "UL", "US", "SV", "UV"})
 _FLOAT_VRS = frozenset({"DS", "FL", "FD"})
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+# Text VRs whose JSON value is the string itself.
+_PLAIN_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+)
 
 
 def dataset_to_dicom_json(
-    dataset: Dataset, bulk_data_threshold: int = BULK_DATA_THRESHOLD
+    dataset: Dataset,
+    bulk_data_threshold: int = BULK_DATA_THRESHOLD,
+    bulk_data_uri: str | None = None,
 ) -> dict[str, Any]:
     """The DICOM JSON object of a dataset (file meta excluded): attributes sorted by tag, pixel
-    data and binary values larger than `bulk_data_threshold` left out, invalid values (that
-    pydicom cannot convert) left out rather than failing the whole answer."""
+    data left out, invalid values (that pydicom cannot convert) left out rather than failing
+    the whole answer. Binary values larger than `bulk_data_threshold` are left out, or, with
+    `bulk_data_uri` (the instance's URI ending with a slash), given as a BulkDataURI
+    `{bulk_data_uri}bulk/{tag}[/{item number}/{tag}...]` (Orthanc's DICOMweb plugin's form)."""
     kept = Dataset()
     for element in dataset:
         if element.tag not in PIXEL_TAGS:
@@ -40,18 +50,28 @@ def dataset_to_dicom_json(
         bulk_data_element_handler=lambda _element: _OMITTED,
         suppress_invalid_tags=True,
     )
-    return _cleaned(result)
+    return _cleaned(result, None if bulk_data_uri is None else bulk_data_uri + "bulk/")
 
 
-def _cleaned(node: dict[str, Any]) -> dict[str, Any]:
-    """Sorted by tag, without the omitted bulk data, sequences cleaned recursively."""
+def _cleaned(node: dict[str, Any], bulk_path: str | None) -> dict[str, Any]:
+    """Sorted by tag, the omitted bulk data removed or given its URI (`bulk_path` + the path
+    of the attribute), sequences cleaned recursively."""
     out: dict[str, Any] = {}
     for key in sorted(node):
         attribute = node[key]
         if attribute.get("BulkDataURI") == _OMITTED:
-            continue
-        if attribute.get("vr") == "SQ" and "Value" in attribute:
-            attribute = {**attribute, "Value": [_cleaned(item) for item in attribute["Value"]]}
+            if bulk_path is None:
+                continue
+            attribute = {"vr": attribute["vr"], "BulkDataURI": bulk_path + key}
+        elif attribute.get("vr") == "SQ" and "Value" in attribute:
+            items = attribute["Value"]
+            attribute = {
+                **attribute,
+                "Value": [
+                    _cleaned(item, None if bulk_path is None else f"{bulk_path}{key}/{number}/")
+                    for number, item in enumerate(items, start=1)
+                ],
+            }
         out[key] = attribute
     return out
 
@@ -64,14 +84,23 @@ def format_tag(tag: int) -> str:
 def attribute(tag: int, text: str | None, vr: str | None = None) -> dict[str, Any]:
     """The JSON attribute of one tag from its text value as the index keeps it (values
     separated by backslashes, person name groups by '='); empty or invalid: no "Value"."""
-    vr = vr or dictionary_vr(tag, None) or "UN"
+    vr = vr or standard_vr(tag)
     node: dict[str, Any] = {"vr": vr}
-    if text is None or text == "":
+    if not text:
+        return node
+    if vr in _PLAIN_VRS and "\\" not in text:
+        node["Value"] = [text]  # the usual case, quickly
         return node
     values = _values(vr, text)
     if values:
         node["Value"] = values
     return node
+
+
+@functools.lru_cache(maxsize=4096)
+def standard_vr(tag: int) -> str:
+    """The dictionary VR of a public tag (cached: QIDO answers ask for the same few)."""
+    return dictionary_vr(tag, None) or "UN"
 
 
 def _values(vr: str, text: str) -> list[Any]:

@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pharos import __version__
 from pharos.http import dicomweb
 from pharos.http.dicomweb import servers as dicomweb_servers
+from pharos.http.dicomweb import wado_uri
+from pharos.http.dicomweb.cors import CorsMiddleware, cors_paths
 from pharos.http.errors import install_error_handlers
 from pharos.http.in_process import InProcessCaller
 from pharos.http.plugin_filter import PluginRequestFilter
@@ -120,6 +122,8 @@ def create_app(
                 services.dicomweb_client, services.dicomweb_client_jobs, jobs
             )
         app.include_router(dicomweb.router(services.dicomweb, client))
+        if services.dicomweb.wado_root is not None:
+            app.include_router(wado_uri.router(services.dicomweb, services.dicomweb.wado_root))
     app.include_router(plugins.router(services.plugins))
     app.include_router(tools.router(services.scp, request_exit))  # run-time tools, reset
     app.include_router(lua_scripts.router(lua, execute_lua_enabled))
@@ -140,6 +144,10 @@ def create_app(
         authentication_enabled=options.authentication_enabled,
         users=options.users,
     )
+    if services.dicomweb is not None and services.dicomweb.cors is not None:
+        # Outside the security checks: a preflight carries no credentials, and a browser
+        # shows a page an error (401) only with the CORS headers.
+        return CorsMiddleware(secured, services.dicomweb.cors, cors_paths(services.dicomweb))
     return secured
 
 

@@ -12,9 +12,10 @@ filters, which both planners can run from an index on the subquery's side.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, String, select
+from sqlalchemy import ColumnElement, FromClause, Select, String, Table, select
 
 from pharos.dicom.matching import Constraint, Kind, glob_pattern, like_pattern
 from pharos.index.base_search import FindQuery, SortKey, SortSource, TagFilter
@@ -31,6 +32,13 @@ from pharos.index.schema import (
 from pharos.model.levels import Level
 
 
+@functools.cache
+def _alias(table: Table, name: str) -> Any:
+    """A named alias of a table, built once: building one copies every column (a good part of
+    a search's time), and a statement is the same whichever copy it uses."""
+    return table.alias(name)
+
+
 class FindStatement:
     """Builds the SELECT of resources (pk, level, public_id, parent_pk) for one query."""
 
@@ -38,8 +46,8 @@ class FindStatement:
         self.query = query
         self.dialect = dialect
         self.level = query.level
-        self.table = LEVEL_TABLES[query.level].alias("t")
-        self.resource = resources.alias("r")
+        self.table = _alias(LEVEL_TABLES[query.level], "t")
+        self.resource = _alias(resources, "r")
         self._from: FromClause = self.table.join(
             self.resource, self.resource.c.pk == self.table.c.pk
         )
@@ -98,11 +106,11 @@ class FindStatement:
     def _join_parent(self, level: Level) -> Any:
         r = self.resource
         if level is Level.SERIES or (level is Level.STUDY and self.level is Level.SERIES):
-            alias = LEVEL_TABLES[level].alias(f"p{int(level)}")
+            alias = _alias(LEVEL_TABLES[level], f"p{int(level)}")
             self._from = self._from.join(alias, alias.c.pk == r.c.parent_pk)
         else:  # the study of an instance: through the resource row of its series
-            parent = resources.alias("rp")
-            alias = studies.alias("p2")
+            parent = _alias(resources, "rp")
+            alias = _alias(studies, "p2")
             self._from = self._from.join(parent, parent.c.pk == r.c.parent_pk).join(
                 alias, alias.c.pk == parent.c.parent_pk
             )

@@ -6,6 +6,7 @@ number (chunks of IN lists), never one statement per resource.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -109,49 +110,25 @@ class SearchMixin:
         return self._read(work)
 
     def tag_values(self, level: Level, pks: list[int]) -> dict[int, LevelTags]:
-        statement = FindStatement(FindQuery(level), self._dialect)
-        # The table holding the tags of each level (and the resource whose extra tags they
-        # are): the level's own, then its ancestors' through the parent links.
-        sources = {upper: statement.source(upper) for upper in Level if upper <= level}
-        own = statement.table.c.pk
-        columns: list[Any] = [own]
-        owners: dict[Level, int] = {}  # level -> position of its pk in the row
-        mapping: list[tuple[int, Level, int]] = []  # (position, level, tag)
-        for upper, (table, pk) in sources.items():
-            if upper is Level.PATIENT and level is not Level.PATIENT:
-                continue  # the study's copy, read with the study
-            owners[upper] = len(columns)
-            columns.append(pk)
-            tag_levels = [upper, Level.PATIENT] if upper is Level.STUDY else [upper]
-            for tag_level in tag_levels:
-                for main in MAIN_TAGS[tag_level]:
-                    mapping.append((len(columns), tag_level, main.tag))
-                    columns.append(table.c[main.column])
-        query = select(*columns).select_from(statement.from_clause)
+        query, owners, mapping = _tag_values_plan(level, self._dialect)
+        extras = _extra_tags_query(self._dialect)
 
         def work(conn: Connection) -> dict[int, LevelTags]:
             result: dict[int, LevelTags] = {}
             owner_of: dict[int, list[int]] = defaultdict(list)  # resource pk -> result pks
             for chunk in _chunks(pks):
-                for row in conn.execute(query.where(keys_in(conn, own, chunk))):
+                for row in conn.execute(query, {"keys": chunk}):
                     values: LevelTags = defaultdict(dict)
                     for position, tag_level, tag in mapping:
                         if row[position] is not None:
                             values[tag_level][tag] = row[position]
                     result[row[0]] = values
-                    for position in owners.values():
+                    for position in owners:
                         owner_of[row[position]].append(row[0])
             for chunk in _chunks(list(owner_of)):
-                for row in conn.execute(
-                    select(
-                        extra_tags.c.resource_pk,
-                        extra_tags.c.level,
-                        extra_tags.c.tag,
-                        extra_tags.c.value,
-                    ).where(keys_in(conn, extra_tags.c.resource_pk, chunk))
-                ):
-                    for target in owner_of[row.resource_pk]:
-                        result[target][Level(row.level)][row.tag] = row.value
+                for resource_pk, tag_level, tag, value in conn.execute(extras, {"keys": chunk}):
+                    for target in owner_of[resource_pk]:
+                        result[target][Level(tag_level)][tag] = value
             return {pk: dict(values) for pk, values in result.items()}
 
         return self._read(work)
@@ -242,8 +219,10 @@ class SearchMixin:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+@functools.cache
 def _descend(depth: int) -> tuple[Any, Any, Any]:
-    """resources r0 joined with its descendants `depth` levels down: (join, r0, r_depth)."""
+    """resources r0 joined with its descendants `depth` levels down: (join, r0, r_depth).
+    Built once per depth: aliases are costly to build and their statements cache better."""
     aliases = [resources.alias(f"d{i}") for i in range(depth + 1)]
     chain: Any = aliases[0]
     for upper, lower in itertools.pairwise(aliases):
@@ -251,19 +230,75 @@ def _descend(depth: int) -> tuple[Any, Any, Any]:
     return chain, aliases[0], aliases[-1]
 
 
+def _keys(dialect: str, column: Any) -> ColumnElement[bool]:
+    """`column` among the bound list "keys": one statement whatever their number (an
+    expanding IN on SQLite, `= ANY(array)` on PostgreSQL), built and compiled once."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("keys", type_=ARRAY(BigInteger())))
+    return column.in_(bindparam("keys", expanding=True))
+
+
+@functools.cache
+def _tag_values_plan(
+    level: Level, dialect: str
+) -> tuple[Any, tuple[int, ...], tuple[tuple[int, Level, int], ...]]:
+    """tag_values' statement (rows of a level with the main tags of it and its ancestors),
+    the positions of the resource pks owning extra tags, and (position, level, tag) of each
+    main tag in a row."""
+    statement = FindStatement(FindQuery(level), dialect)
+    # The table holding the tags of each level (and the resource whose extra tags they
+    # are): the level's own, then its ancestors' through the parent links.
+    sources = {upper: statement.source(upper) for upper in Level if upper <= level}
+    own = statement.table.c.pk
+    columns: list[Any] = [own]
+    owners: list[int] = []
+    mapping: list[tuple[int, Level, int]] = []
+    for upper, (table, pk) in sources.items():
+        if upper is Level.PATIENT and level is not Level.PATIENT:
+            continue  # the study's copy, read with the study
+        owners.append(len(columns))
+        columns.append(pk)
+        tag_levels = [upper, Level.PATIENT] if upper is Level.STUDY else [upper]
+        for tag_level in tag_levels:
+            for main in MAIN_TAGS[tag_level]:
+                mapping.append((len(columns), tag_level, main.tag))
+                columns.append(table.c[main.column])
+    query = select(*columns).select_from(statement.from_clause).where(_keys(dialect, own))
+    return query, tuple(owners), tuple(mapping)
+
+
+@functools.cache
+def _extra_tags_query(dialect: str) -> Any:
+    e = extra_tags
+    return select(e.c.resource_pk, e.c.level, e.c.tag, e.c.value).where(
+        _keys(dialect, e.c.resource_pk)
+    )
+
+
+@functools.cache
+def _counts_query(depth: int, dialect: str) -> Any:
+    chain, top, bottom = _descend(depth)
+    return (
+        select(top.c.pk, func.count(bottom.c.pk))
+        .select_from(chain)
+        .where(_keys(dialect, top.c.pk))
+        .group_by(top.c.pk)
+    )
+
+
 def _counts(conn: Connection, pks: list[int], depth: int) -> dict[int, int]:
     counts = dict.fromkeys(pks, 0)
-    chain, top, bottom = _descend(depth)
+    query = _counts_query(depth, conn.dialect.name)
     for chunk in _chunks(pks):
-        counts.update(
-            conn.execute(
-                select(top.c.pk, func.count(bottom.c.pk))
-                .select_from(chain)
-                .where(top.c.pk.in_(chunk))
-                .group_by(top.c.pk)
-            ).all()
-        )
+        counts.update(conn.execute(query, {"keys": chunk}).all())
     return counts
+
+
+@functools.cache
+def _sets_query(column: Any, depth: int, dialect: str) -> Any:
+    chain, top, bottom = _descend(depth)
+    chain = chain.join(column.table, column.table.c.pk == bottom.c.pk)
+    return select(top.c.pk, column).select_from(chain).where(_keys(dialect, top.c.pk)).distinct()
 
 
 def _sets(
@@ -277,12 +312,9 @@ def _sets(
     """The distinct values of `column` among the descendants `depth` levels down, sorted and
     joined with backslashes (Orthanc's std::set), "" when there are none."""
     values: dict[int, set[str]] = {pk: set() for pk in pks}
-    chain, top, bottom = _descend(depth)
-    chain = chain.join(column.table, column.table.c.pk == bottom.c.pk)
+    query = _sets_query(column, depth, conn.dialect.name)
     for chunk in _chunks(pks):
-        for pk, value in conn.execute(
-            select(top.c.pk, column).select_from(chain).where(top.c.pk.in_(chunk)).distinct()
-        ):
+        for pk, value in conn.execute(query, {"keys": chunk}):
             if value is not None:
                 values[pk].add(value)
     for pk, found in values.items():

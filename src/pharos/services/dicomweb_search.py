@@ -173,20 +173,32 @@ class DicomWebSearch:
         indexed = self._index.tag_values(level, pks)
         counts = self._index.computed_tags(level, pks, frozenset(computed))
         files = self._file_attributes(refs, from_files)
-        places = {tag: locate_tag(tag, level, extra) for tag in wanted}
+        # Where each wanted tag is, and its JSON key and VR, worked out once per search.
+        places = [
+            (tag, dicom_json.format_tag(tag), dicom_json.standard_vr(tag), place)
+            for tag in dict.fromkeys(wanted)
+            for place in (locate_tag(tag, level, extra),)
+        ]
+        availability = INSTANCE_AVAILABILITY in computed or level is not Level.SERIES
         answers = []
         for ref in refs:
             tags = indexed.get(ref.pk, {})
+            own = tags.get(level, {})
+            answer: dict[str, Any] = {}
             values: dict[int, str | None] = {}
-            for tag, place in places.items():
-                values[tag] = _indexed_value(tags, tag, place)
-            values.update(counts.get(ref.pk, {}))
-            if INSTANCE_AVAILABILITY in computed or level is not Level.SERIES:
-                values[INSTANCE_AVAILABILITY] = "ONLINE"
+            for tag, key, vr, place in places:
+                value = own.get(tag) if place is level else None
+                if value is None:
+                    value = _indexed_value(tags, tag, place)
+                values[tag] = value
+                answer[key] = dicom_json.attribute(tag, value, vr)
+            extras: dict[int, str | None] = dict(counts.get(ref.pk, {}))
+            if availability:
+                extras[INSTANCE_AVAILABILITY] = "ONLINE"
             if level is Level.INSTANCE:
                 sop_class = self._index.metadata_value(ref, _SOP_CLASS_METADATA)
-                values[SOP_CLASS_UID] = sop_class.value if sop_class is not None else None
-            answer = dicom_json.attributes(values)
+                extras[SOP_CLASS_UID] = sop_class.value if sop_class is not None else None
+            answer.update(dicom_json.attributes(extras))
             answer.update(files.get(ref.pk, {}))
             answer[dicom_json.format_tag(RETRIEVE_URL)] = {
                 "vr": "UR",

@@ -34,10 +34,10 @@ def test_bad_root_stops_the_start_up(server_factory: Any) -> None:
 
 def test_plugin_options_pharos_lacks_are_reported_as_such(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"DicomWeb": {"Root": "/dw/", "EnableWado": True, "Bogus": 1}}))
+    path.write_text(json.dumps({"DicomWeb": {"Root": "/dw/", "Ssl": True, "Bogus": 1}}))
     config = load_config([path])
     assert config.section("DicomWeb").get_str("Root") == "/dw/"
     assert config.section("DicomWeb").get_bool("Enable")
-    (wado, bogus) = config.warnings
-    assert "DicomWeb.EnableWado" in wado and "not supported by Pharos yet" in wado
+    (ssl, bogus) = config.warnings
+    assert "DicomWeb.Ssl" in ssl and "not supported by Pharos yet" in ssl
     assert "Unknown option" in bogus and "DicomWeb.Bogus" in bogus

@@ -140,6 +140,12 @@ def test_json_media_types(site: Site) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/dicom+json"
     response = site.api.get("/dicom-web/studies", headers={"Accept": "application/dicom+xml"})
+    assert response.status_code == 200  # the Native DICOM Model, one part per answer
+    assert response.headers["content-type"].startswith(
+        'multipart/related; type="application/dicom+xml"'
+    )
+    assert response.content.count(b"<NativeDicomModel>") == 3
+    response = site.api.get("/dicom-web/studies", headers={"Accept": "text/html"})
     assert response.status_code == 406
 
 

@@ -123,7 +123,7 @@ def test_metadata_follows_the_json_model(site: Site) -> None:
     assert metadata["00280010"] == {"vr": "US", "Value": [16]}  # Rows: a number
     assert metadata["00200013"] == {"vr": "IS", "Value": [1]}  # IS: a number
     assert metadata["00280030"] == {"vr": "DS", "Value": [0.5, 0.5]}  # DS: numbers
-    assert "7FE00010" not in metadata  # no Pixel Data (no /bulkdata route to point at)
+    assert "7FE00010" not in metadata  # no Pixel Data (its frames are at /frames)
     assert list(metadata) == sorted(metadata)
     for node in metadata.values():
         assert set(node) <= {"vr", "Value", "InlineBinary", "BulkDataURI"}
@@ -137,12 +137,12 @@ def test_series_and_study_metadata(site: Site) -> None:
     assert sorted(attributes(study)) == sorted(files(site))
     response = site.api.get(f"/dicom-web/studies/{STUDY}/metadata")
     assert response.headers["content-type"] == "application/dicom+json"
-    assert (
-        site.api.get(
-            f"/dicom-web/studies/{STUDY}/metadata", headers={"Accept": "application/dicom+xml"}
-        ).status_code
-        == 406
+    xml = site.api.get(
+        f"/dicom-web/studies/{STUDY}/metadata", headers={"Accept": "application/dicom+xml"}
     )
+    assert xml.status_code == 200 and xml.content.count(b"<NativeDicomModel>") == 3
+    refused = site.api.get(f"/dicom-web/studies/{STUDY}/metadata", headers={"Accept": "text/xml"})
+    assert refused.status_code == 406
 
 
 def test_metadata_is_cached_as_an_internal_attachment(site: Site) -> None:

@@ -1,17 +1,20 @@
-"""What the DICOMweb routes share: the root URL of answers, JSON answers, media types."""
+"""What the DICOMweb routes share: the root URL of answers, JSON and XML answers, media types."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pharos.http.dicomweb.multipart import media_ranges
+from pharos.dicom.dicom_xml import dicom_xml
+from pharos.http.dicomweb.multipart import closing, media_ranges, part_header
 from pharos.model.errors import ErrorCode, PharosError
 
 DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
 _JSON_TYPES = frozenset({DICOM_JSON, "application/json", "*/*", "application/*"})
 
 
@@ -20,18 +23,39 @@ def base_url(request: Request, root: str) -> str:
     return str(request.base_url).rstrip("/") + root + "/"
 
 
-def check_json_accepted(request: Request) -> None:
-    """406 unless the client takes DICOM JSON (PS3.18 8.7.3: the Accept header)."""
+def wants_xml(request: Request) -> bool:
+    """Whether the client asks for the Native DICOM Model (multipart/related;
+    type="application/dicom+xml", PS3.18 8.7.3.3) before DICOM JSON; 406 if it takes
+    neither."""
     accept = request.headers.get("accept")
     if not accept:
-        return
-    if any(kind in _JSON_TYPES for kind, _ in media_ranges(accept)):
-        return
+        return False
+    for kind, parameters in media_ranges(accept):
+        if kind in _JSON_TYPES:
+            return False
+        if kind == DICOM_XML or (
+            kind == "multipart/related" and parameters.get("type", "").lower() == DICOM_XML
+        ):
+            return True
     raise PharosError(
         ErrorCode.NOT_ACCEPTABLE,
-        f"Cannot answer with {accept!r}: only {DICOM_JSON} (or application/json)",
+        f"Cannot answer with {accept!r}: only {DICOM_JSON} (or application/json) or "
+        f'multipart/related; type="{DICOM_XML}"',
         http_status=406,
     )
+
+
+def dicom_xml_response(datasets: list[dict[str, Any]]) -> Response:
+    """The datasets of the JSON model as multipart/related XML, one part each."""
+    boundary = uuid.uuid4().hex
+    body = bytearray()
+    for dataset in datasets:
+        document = dicom_xml(dataset)
+        body += part_header(boundary, DICOM_XML + "; charset=utf-8", len(document))
+        body += document + b"\r\n"
+    body += closing(boundary)
+    media = f'multipart/related; type="{DICOM_XML}"; boundary={boundary}'
+    return Response(bytes(body), media_type=media)
 
 
 def dicom_json_response(body: Any, status_code: int = 200) -> Response:

@@ -6,7 +6,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pharos.http.dicomweb.common import base_url, check_json_accepted, dicom_json_response
+from pharos.http.dicomweb.common import (
+    base_url,
+    dicom_json_response,
+    dicom_xml_response,
+    wants_xml,
+)
 from pharos.model.levels import Level
 from pharos.services.dicomweb_search import SERIES_UID, STUDY_UID
 from pharos.services.dicomweb_server import DicomWebServer
@@ -16,11 +21,11 @@ def router(server: DicomWebServer) -> APIRouter:
     api = APIRouter()
 
     def search(request: Request, level: Level, scope: dict[int, str]) -> Response:
-        check_json_accepted(request)
+        xml = wants_xml(request)
         answers = server.search.search(
             level, request.query_params.multi_items(), scope, base_url(request, server.root)
         )
-        return dicom_json_response(answers)
+        return dicom_xml_response(answers) if xml else dicom_json_response(answers)
 
     @api.get("/studies", summary="QIDO-RS: search for studies")
     def studies(request: Request) -> Response:

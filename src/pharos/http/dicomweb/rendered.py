@@ -1,6 +1,7 @@
 """WADO-RS rendered resources (PS3.18 10.4.1.1.3, 8.3.5.1): an instance or one of its frames
 as a consumer-ready JPEG or PNG, windowed and scaled as the query parameters ask, through the
-REST API's rendering (`/instances/{id}/rendered`)."""
+REST API's rendering (`/instances/{id}/rendered`). A study or series is rendered as one image,
+its first instance (received first)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ _FORMATS = {"image/jpeg": ImageFormat.JPEG, "image/png": ImageFormat.PNG}
 def router(server: DicomWebServer) -> APIRouter:
     api = APIRouter()
 
-    def render(request: Request, uids: tuple[str, str, str], frame: int) -> Response:
+    def render(request: Request, uids: tuple[str, ...], frame: int) -> Response:
         fmt = _format(request.headers.get("accept"))
         options, quality = _options(request)
-        ref = server.retrieve.resource(uids)
+        if len(uids) == 3:
+            ref = server.retrieve.resource(uids)
+        else:  # a study or series: its first instance (received first), as one image
+            ref = server.retrieve.instances(uids)[0]
         try:
             image = server.images.rendered(ref.public_id, frame, options, fmt, quality)
         except PharosError as exc:
@@ -35,6 +39,20 @@ def router(server: DicomWebServer) -> APIRouter:
                 raise _bad(f"The instance has no frame {frame + 1} (frames start at 1)") from None
             raise
         return Response(image.data, media_type=image.media_type, headers=NOT_GZIPPED)
+
+    @api.get(
+        "/studies/{study}/rendered",
+        summary="WADO-RS: the study (its first instance) rendered as JPEG or PNG",
+    )
+    def study(request: Request, study: str) -> Response:
+        return render(request, (study,), 0)
+
+    @api.get(
+        "/studies/{study}/series/{series}/rendered",
+        summary="WADO-RS: the series (its first instance) rendered as JPEG or PNG",
+    )
+    def series(request: Request, study: str, series: str) -> Response:
+        return render(request, (study, series), 0)
 
     @api.get(
         "/studies/{study}/series/{series}/instances/{instance}/rendered",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from pharos.dicom.transcode import TranscodingError, check_target
-from pharos.http.dicomweb.common import DICOM_JSON, check_json_accepted
+from pharos.http.dicomweb.common import DICOM_JSON, base_url, dicom_xml_response, wants_xml
 from pharos.http.dicomweb.multipart import closing, media_ranges, part_header
 from pharos.index.base import ResourceRef
 from pharos.model.errors import ErrorCode, PharosError
@@ -68,8 +69,11 @@ def router(server: DicomWebServer) -> APIRouter:
         return _multipart(retrieve, refs, None if syntax == _AS_STORED else syntax)
 
     def metadata(request: Request, uids: tuple[str, ...]) -> Response:
-        check_json_accepted(request)
-        return Response(retrieve.metadata(uids), media_type=DICOM_JSON)
+        xml = wants_xml(request)
+        body = retrieve.metadata(uids, base_url(request, server.root))
+        if xml:
+            return dicom_xml_response(json.loads(body))
+        return Response(body, media_type=DICOM_JSON)
 
     @api.get("/studies/{study}", summary="WADO-RS: the instances of a study")
     def study(request: Request, study: str) -> Response:
