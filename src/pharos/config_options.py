@@ -110,11 +110,11 @@ ORTHANC_SETTINGS: tuple[Setting, ...] = (
         "Plugins",
         [],
         list,
-        "List of paths to the plugins that are to be loaded into this instance of Orthanc (e.g."
-        ' "./libPluginTest.so" for Linux, or "./PluginTest.dll" for Windows). These paths can '
-        "refer to folders, in which case they will be scanned non-recursively to find shared "
-        "libraries. Backslashes must be either escaped by doubling them, or replaced by forward"
-        ' slashes "/".',
+        "List of paths to the Python plugins to load: .py files, or folders whose .py files (not"
+        ' those starting with "_") are loaded, non-recursively, in name order. Relative paths '
+        "start at the folder of the configuration file. Orthanc's native plugins (.so, .dll, "
+        ".dylib) cannot be loaded by Pharos: they are reported in the log and skipped. Plugins "
+        'of installed packages (entry point group "pharos.plugins") are loaded too.',
     ),
     Setting(
         "ConcurrentJobs",
@@ -1246,6 +1246,14 @@ PHAROS_SETTINGS: tuple[Setting, ...] = (
         "existing section works unchanged. Without it (or with EnableIndex false) Pharos uses "
         "its embedded SQLite index in IndexDirectory.",
         children=POSTGRESQL_SETTINGS,
+    ),
+    Setting(
+        "StorageBackend",
+        "FileSystem",
+        str,
+        'Where the DICOM files and other attachments are kept: "FileSystem" (the folder '
+        "StorageDirectory, laid out as Orthanc does) or the name of a storage backend offered "
+        "by a plugin (hook pharos_storage_areas). An unknown name stops the start-up.",
     ),
     Setting(
         "DicomWeb",

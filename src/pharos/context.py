@@ -20,6 +20,7 @@ from pharos.dicom.extra_tags import parse_extra_main_tags
 from pharos.dicom.transcode import TranscodingError, check_target
 from pharos.dimse import create_dicom_server
 from pharos.dimse.scu import ScuClient
+from pharos.events import EventFollower, PluginListenersSink
 from pharos.http.app import HttpOptions, create_app
 from pharos.http.in_process import InProcessCaller
 from pharos.index.postgres import open_postgres_index, postgres_url
@@ -57,7 +58,6 @@ from pharos.services.modify_jobs import ModifyJobs
 from pharos.services.options import ServiceOptions
 from pharos.services.peer_jobs import PeerJobs
 from pharos.services.peers import PeerService
-from pharos.services.plugin_events import PluginEventFeed
 from pharos.services.remote_dicom import RemoteDicomService, ScuSettings
 from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryArchive, QueryService
@@ -73,6 +73,7 @@ from pharos.services.web_services import (
     WebServiceRegistry,
     parse_configured,
 )
+from pharos.storage.base import StorageArea
 from pharos.storage.filesystem import FileSystemStorage
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,14 @@ class ServerContext:
             self.index = open_postgres_index(postgres_url(postgres.as_dict()), pool)
         else:
             self.index = open_sqlite_index(index_dir)
-        self.storage = FileSystemStorage(storage_dir)
+        # Plugins first: they may offer the storage backend, and the services call their hooks.
+        self.plugins = PluginManager()
+        self.lua = lua_plugin(config, base)
+        if self.lua is not None:  # first: "lua" is its name
+            self.lua.attach(self.plugins)
+        load_entry_points(self.plugins)
+        load_configured(self.plugins, config.get_list("Plugins"), _plugins_base(config, base))
+        self.storage = storage_area(config, storage_dir, self.plugins)
 
         extra_main_tags, extra_warnings = parse_extra_main_tags(
             config.get_dict("ExtraMainDicomTags")
@@ -144,15 +152,9 @@ class ServerContext:
             database_backend="PostgreSQL" if self.shared_index else None,
             index_description=self.index.describe(),
             storage_description=self.storage.describe(),
+            storage_backend=_plugin_storage_name(config),
         )
         self.storage_dir = storage_dir
-        # Plugins first: the services call their hooks.
-        self.plugins = PluginManager()
-        self.lua = lua_plugin(config, base)
-        if self.lua is not None:  # first: "lua" is its name
-            self.lua.attach(self.plugins)
-        load_entry_points(self.plugins)
-        load_configured(self.plugins, config.get_list("Plugins"), _plugins_base(config, base))
         files = FileService(self.index, self.storage)
         store = StoreService(self.index, self.storage, options, self.plugins)
         declared, modality_warnings = parse_modalities(config.get_dict("DicomModalities"))
@@ -277,7 +279,10 @@ class ServerContext:
             threads=max(4, config.get_int("HttpThreadsCount")),
         )
         self.stability = StabilityMonitor(self.index, options.stable_age)
-        self.plugin_feed = PluginEventFeed(self.index, self.plugins)
+        sinks = self.plugins.event_sinks()
+        if PluginListenersSink.wanted(self.plugins):
+            sinks.insert(0, PluginListenersSink(self.index, self.plugins))
+        self.events = EventFollower(self.index, sinks)
         self.dicom = create_dicom_server(config, self.services, self.index)
         self._cleanup: threading.Thread | None = None
         # Set by whoever runs the server (`pharos serve`): POST /tools/reset and /shutdown.
@@ -354,7 +359,7 @@ class ServerContext:
         self.dicom.start()  # first: a DICOM port in use stops the start-up
         self.stability.start()
         self.jobs.start()
-        self.plugin_feed.start()
+        self.events.start()
         if self.rest is not None:
             config = self.config.as_dict()
             self.plugins.startup(PluginContext(config, self.rest, self.storage_dir))
@@ -369,7 +374,7 @@ class ServerContext:
 
     def stop(self) -> None:
         self.dicom.stop()
-        self.plugin_feed.stop()
+        self.events.stop()  # before the plugins: the listeners' sink waits for them
         self.plugins.shutdown()  # the listeners' queue drained first (bounded)
         self.jobs.stop()  # running jobs stop after their step, saved pending (before the SCU)
         self.scu.close()
@@ -431,6 +436,47 @@ def lossy_quality_option(value: int) -> int:
     if not 1 <= value <= 100:
         raise ValueError(f"DicomLossyTranscodingQuality must be between 1 and 100, not {value}")
     return value
+
+
+BUILTIN_STORAGE = "FileSystem"
+_STORAGE_METHODS = (
+    "create",
+    "read",
+    "read_range",
+    "remove",
+    "exists",
+    "scan",
+    "remove_temporary_files",
+    "describe",
+)
+
+
+def storage_area(config: Config, storage_dir: Path, plugins: PluginManager) -> StorageArea:
+    """The storage backend named by StorageBackend: the built-in folder, or one a plugin
+    offers (`pharos_storage_areas`). An unknown name or an unusable backend stops the
+    start-up (ValueError), never falls back to another place for the files."""
+    name = config.get_str("StorageBackend")
+    if name == BUILTIN_STORAGE:
+        return FileSystemStorage(storage_dir)
+    offered = plugins.storage_areas()
+    factory = offered.get(name)
+    if factory is None:
+        known = ", ".join([BUILTIN_STORAGE, *sorted(offered)])
+        raise ValueError(f"StorageBackend {name!r} is unknown (known: {known})")
+    try:
+        area = factory(config.as_dict(), storage_dir)
+    except Exception as exc:
+        raise ValueError(f"StorageBackend {name!r} cannot start: {exc}") from exc
+    missing = [m for m in _STORAGE_METHODS if not callable(getattr(area, m, None))]
+    if missing:
+        raise ValueError(f"StorageBackend {name!r} lacks {', '.join(missing)}")
+    log.warning("Storage backend %s: %s", name, area.describe())  # type: ignore[attr-defined]
+    return area  # type: ignore[return-value]
+
+
+def _plugin_storage_name(config: Config) -> str | None:
+    name = config.get_str("StorageBackend")
+    return None if name == BUILTIN_STORAGE else name
 
 
 def lua_plugin(config: Config, base: Path) -> LuaPlugin | None:

@@ -264,3 +264,70 @@ def test_life_cycle_routes_and_information(tmp_path: Path) -> None:
         "bare": {"ID": "bare", "Version": ""},
         "full": {"ID": "full", "Version": "1.2.3", "Description": "Does everything"},
     }
+
+
+class Extensions:
+    """Offers storage backends and event sinks, some of them unusable."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    @hookimpl
+    def pharos_storage_areas(self) -> dict[str, Any]:
+        return {"Shared": lambda config, storage_dir: self.suffix, "Own" + self.suffix: len}
+
+    @hookimpl
+    def pharos_event_sinks(self) -> list[Any]:
+        class Sink:
+            name = "sink" + self.suffix
+
+            def publish(self, events: list[dict[str, Any]]) -> None:
+                pass
+
+        return [Sink(), object()]
+
+
+class FailingExtensions:
+    @hookimpl
+    def pharos_storage_areas(self) -> dict[str, Any]:
+        raise RuntimeError("no backends today")
+
+    @hookimpl
+    def pharos_event_sinks(self) -> list[Any]:
+        raise RuntimeError("no sinks today")
+
+
+def test_storage_backends_and_event_sinks(caplog: pytest.LogCaptureFixture) -> None:
+    manager = PluginManager()
+    manager.register(Extensions("A"), "a")
+    manager.register(FailingExtensions(), "failing")
+    manager.register(Extensions("B"), "b")
+    areas = manager.storage_areas()
+    assert sorted(areas) == ["OwnA", "OwnB", "Shared"]
+    assert areas["Shared"]({}, Path(".")) == "A"  # the first registered keeps the name
+    assert [sink.name for sink in manager.event_sinks()] == ["sinkA", "sinkB"]
+    assert "Storage backend 'Shared' of plugin b ignored: already offered" in caplog.text
+    assert "Storage backends of plugin failing failed" in caplog.text
+    assert "Event sinks of plugin failing failed" in caplog.text
+    assert "it needs a `name` and `publish`" in caplog.text
+
+
+def test_flush_waits_for_what_was_queued() -> None:
+    manager = PluginManager()
+    assert manager.flush(1)  # nothing queued ever
+    heard: list[str] = []
+    gate = threading.Event()
+
+    class Slow:
+        @hookimpl
+        def pharos_on_job(self, event: str) -> None:
+            gate.wait(10)
+            heard.append(event)
+
+    manager.register(Slow(), "slow")
+    manager.notify_job("Submitted", "1", "T")
+    assert not manager.flush(0.05)  # still running
+    gate.set()
+    assert manager.flush(10)
+    assert heard == ["Submitted"]
+    manager.shutdown()

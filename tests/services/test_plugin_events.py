@@ -1,6 +1,6 @@
-"""Plugins on the store path and on the change log, on a real index (SQLite, PostgreSQL):
-filters refuse before anything is written, listeners hear of committed instances, changes and
-stable resources, and a failing plugin never costs an instance."""
+"""Plugins on the store path, on a real index (SQLite, PostgreSQL): filters refuse before
+anything is written, listeners hear of committed instances, and a failing plugin never costs
+an instance. (Changes and stable resources: tests/events/test_plugin_listeners.py.)"""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ from pharos.index.sqlite import open_sqlite_index
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.plugins import IncomingInstance, PluginManager, hookimpl
-from pharos.services.maintenance import StabilityMonitor
 from pharos.services.options import ServiceOptions
-from pharos.services.plugin_events import PluginEventFeed
 from pharos.services.store import StoreService
 from pharos.storage.filesystem import FileSystemStorage
 from tests.dicomgen import make_dicom
@@ -162,37 +160,3 @@ def test_a_refused_archive_member_is_reported_alone(world: World) -> None:
         "ArchiveMemberFailure",
     ]
     assert results[1].to_json()["Details"] == "Instance refused by plugin test: filtered out"
-
-
-def test_feed_tells_changes_after_start_and_stable_resources(world: World) -> None:
-    before = world.store.store(make_dicom(PatientID="OLD"), DICOM)  # before the feed starts
-    feed = PluginEventFeed(world.index, world.plugins, period=3600)  # polled by hand
-    feed.start()
-    try:
-        after = world.store.store(make_dicom(PatientID="NEW", StudyDescription="Knee"), DICOM)
-        assert feed.poll() == 4  # new instance, series, study, patient
-        StabilityMonitor(world.index, stable_age=-1).check_now()
-        # both patients' resources become stable: 3 levels each
-        assert feed.poll() == 6
-        assert feed.poll() == 0
-    finally:
-        feed.stop()
-    assert world.plugins.wait_idle(10)
-    types = [change["ChangeType"] for change in world.plugin.changes]
-    assert types[:4] == ["NewInstance", "NewSeries", "NewStudy", "NewPatient"]  # as Orthanc
-    assert types[4:] == ["StableSeries"] * 2 + ["StableStudy"] * 2 + ["StablePatient"] * 2
-    seqs = [change["Seq"] for change in world.plugin.changes]
-    assert seqs == sorted(seqs)
-    assert before.ids.instance not in {change["ID"] for change in world.plugin.changes}
-    assert after.ids.instance in {change["ID"] for change in world.plugin.changes}
-    stable = {(level, resource): tags for level, resource, tags in world.plugin.stable}
-    assert stable[("Study", after.ids.study)]["StudyDescription"] == "Knee"
-    assert stable[("Patient", after.ids.patient)]["PatientID"] == "NEW"
-    assert len(world.plugin.stable) == 6
-
-
-def test_feed_does_not_run_without_listeners(index: SqlIndex) -> None:
-    feed = PluginEventFeed(index, PluginManager())
-    feed.start()
-    assert feed._thread is None
-    feed.stop()

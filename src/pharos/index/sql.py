@@ -28,6 +28,7 @@ from pharos.index.base import (
     StoreOutcome,
 )
 from pharos.index.compiled import Compiled
+from pharos.index.event_cursors import EventCursorsMixin, reset_event_cursors
 from pharos.index.jobs import JobsMixin
 from pharos.index.modalities import ModalitiesMixin
 from pharos.index.peers import PeersMixin
@@ -55,7 +56,9 @@ _CHUNK = 500  # ids per IN (...) list
 AnyRow = Any
 
 
-class SqlIndex(SearchMixin, AnnotationsMixin, ModalitiesMixin, JobsMixin, PeersMixin):
+class SqlIndex(
+    SearchMixin, AnnotationsMixin, ModalitiesMixin, JobsMixin, PeersMixin, EventCursorsMixin
+):
     def __init__(
         self,
         *,
@@ -234,7 +237,11 @@ class SqlIndex(SearchMixin, AnnotationsMixin, ModalitiesMixin, JobsMixin, PeersM
         return None if row is None else _change(row)
 
     def clear_changes(self) -> None:
-        self._write(lambda conn: conn.execute(changes.delete()))
+        def work(conn: Connection) -> None:
+            conn.execute(changes.delete())
+            reset_event_cursors(conn)
+
+        self._write(work)
 
     def exports(self, since: int, limit: int) -> tuple[list[Export], bool]:
         query = (

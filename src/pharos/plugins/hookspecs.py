@@ -16,7 +16,13 @@ from typing import Any
 
 import pluggy
 
-from pharos.plugins.types import IncomingHttpRequest, IncomingInstance, PluginContext
+from pharos.plugins.types import (
+    EventSink,
+    IncomingHttpRequest,
+    IncomingInstance,
+    PluginContext,
+    StorageFactory,
+)
 
 PROJECT = "pharos"
 
@@ -108,6 +114,18 @@ def pharos_shutdown() -> None:
 @hookspec
 def pharos_routes() -> list[Any] | None:
     """FastAPI APIRouters to include in the app."""
+
+
+@hookspec
+def pharos_storage_areas() -> dict[str, StorageFactory] | None:
+    """Storage backends by name; the `StorageBackend` option picks one at start-up. A backend
+    implements `pharos.storage.base.StorageArea` (`create` durable when it returns; `read` of a
+    missing file raises `PharosError(ErrorCode.INEXISTENT_FILE, ...)`) and is thread-safe."""
+
+
+@hookspec
+def pharos_event_sinks() -> list[EventSink] | None:
+    """Sinks to publish the change log to; each follows it with its own durable cursor."""
 
 
 @hookspec

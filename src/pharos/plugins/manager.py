@@ -19,7 +19,13 @@ import pluggy
 
 from pharos.plugins import hookspecs
 from pharos.plugins.instances import incoming_instance, simplified_tags
-from pharos.plugins.types import IncomingHttpRequest, PluginContext, Refusal
+from pharos.plugins.types import (
+    EventSink,
+    IncomingHttpRequest,
+    PluginContext,
+    Refusal,
+    StorageFactory,
+)
 
 log = logging.getLogger("pharos.plugins")
 
@@ -218,6 +224,9 @@ class PluginManager:
             item = self._events.get()
             if item is _STOP:
                 return
+            if isinstance(item, threading.Event):  # a flush mark: what came before is done
+                item.set()
+                continue
             hook, arguments = cast(tuple[str, Callable[[], dict[str, Any]]], item)
             try:
                 self._dispatch(hook, arguments)
@@ -238,6 +247,16 @@ class PluginManager:
                 self._call(impl, kwargs)
             except Exception:
                 log.exception("Listener %s of plugin %s failed", hook, impl.plugin_name)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the listener events queued so far were handed to the listeners, even
+        while more keep coming (unlike `wait_idle`)."""
+        mark = threading.Event()
+        with self._lock:
+            if self._listener is None:
+                return True  # nothing was ever queued
+            self._events.put(mark)
+        return mark.wait(timeout)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every event queued so far was handed to the listeners (tests, shutdown)."""
@@ -275,6 +294,57 @@ class PluginManager:
                 out.extend(self._call(impl, {}) or [])
             except Exception:
                 log.exception("Routes of plugin %s failed: none added", impl.plugin_name)
+        return out
+
+    def storage_areas(self) -> dict[str, StorageFactory]:
+        """The storage backends plugins offer, by name (two plugins offering one name: the
+        first registered keeps it, the other is logged)."""
+        out: dict[str, StorageFactory] = {}
+        for impl in reversed(self._hookimpls("pharos_storage_areas")):
+            try:
+                offered = self._call(impl, {}) or {}
+            except Exception:
+                log.exception("Storage backends of plugin %s failed: none added", impl.plugin_name)
+                continue
+            for name, factory in dict(offered).items():
+                if name in out:
+                    log.error(
+                        "Storage backend %r of plugin %s ignored: already offered",
+                        name,
+                        impl.plugin_name,
+                    )
+                elif not callable(factory):
+                    log.error(
+                        "Storage backend %r of plugin %s is not callable", name, impl.plugin_name
+                    )
+                else:
+                    out[str(name)] = factory
+        return out
+
+    def event_sinks(self) -> list[EventSink]:
+        """The event sinks plugins offer, in registration order; one without a usable `name`
+        or `publish` is logged and left out."""
+        out: list[EventSink] = []
+        for impl in reversed(self._hookimpls("pharos_event_sinks")):
+            try:
+                offered = list(self._call(impl, {}) or [])
+            except Exception:
+                log.exception("Event sinks of plugin %s failed: none added", impl.plugin_name)
+                continue
+            for sink in offered:
+                name = getattr(sink, "name", None)
+                if (
+                    not isinstance(name, str)
+                    or not name
+                    or not callable(getattr(sink, "publish", None))
+                ):
+                    log.error(
+                        "Event sink %r of plugin %s ignored: it needs a `name` and `publish`",
+                        sink,
+                        impl.plugin_name,
+                    )
+                    continue
+                out.append(sink)
         return out
 
     def infos(self) -> dict[str, dict[str, Any]]:

@@ -85,3 +85,27 @@ class PluginContext:
     config: dict[str, Any]  # the whole configuration, as JSON
     rest: RestCaller
     data_dir: Path  # the storage directory: a plugin keeps its own files under it
+
+
+class EventSink(Protocol):
+    """Where the change log is published (a message broker, a webhook, ...).
+
+    `publish` gets the next committed changes in sequence order, each as its JSON in GET
+    /changes (`Seq`, `ChangeType`, `ResourceType`, `ID`, `Path`, `Date`). It returns once they
+    are safely handed over; raising means "not published": the same changes come again later
+    (with backoff), so delivery is at least once and a sink should be idempotent on `Seq`.
+    `name` keys the sink's durable cursor in the index: keep it stable across releases."""
+
+    @property
+    def name(self) -> str: ...
+
+    def publish(self, events: list[dict[str, Any]]) -> None: ...
+
+
+class StorageFactory(Protocol):
+    """Builds a storage area from the whole configuration (as JSON) and the folder named by
+    StorageDirectory (resolved; the backend may use it or not). The object returned implements
+    `pharos.storage.base.StorageArea` (checked at start-up: plugins and storage are sibling
+    layers, so the type is not named here)."""
+
+    def __call__(self, config: dict[str, Any], storage_dir: Path) -> object: ...

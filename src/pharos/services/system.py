@@ -25,6 +25,7 @@ class SystemInfo:
     database_backend: str | None  # None for the embedded SQLite (Orthanc: no plugin)
     index_description: str
     storage_description: str
+    storage_backend: str | None = None  # a plugin's StorageBackend; None for the folder
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,7 +37,7 @@ class SystemInfo:
             "HttpPort": self.http_port,
             "DatabaseVersion": ORTHANC_DATABASE_VERSION,
             "DatabaseBackendPlugin": self.database_backend,
-            "StorageAreaPlugin": None,
+            "StorageAreaPlugin": self.storage_backend,
             "PluginsEnabled": False,
             "IsHttpServerSecure": not (
                 self.remote_access_allowed and not self.authentication_enabled
