@@ -11,7 +11,8 @@ request (they change at run time through /tools), and plugins may decide per pee
 (`pharos_accept_transfer_syntax`, `pharos_accept_unknown_sop_class`).
 
 Each association is checked when it is requested (called AE title, calling AE title: see
-`DicomAccess`), and each request again by its handler. The sockets send without delay.
+`DicomAccess`), and each request again by its handler. The sockets send without delay, and
+the associations' threads wait for events rather than poll (`reactor.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from pharos.dicom.transfer_syntaxes import GROUPS, KNOWN, UNCOMPRESSED
 from pharos.dimse.handlers import Peer, ScpHandlers, set_no_delay
 from pharos.dimse.options import DicomServerOptions
+from pharos.dimse.reactor import on_connection_open
 from pharos.plugins.manager import PluginManager
 from pharos.services.dicom_access import DicomAccess
 from pharos.services.scp_settings import ScpSettings
@@ -144,6 +146,7 @@ class DicomServer:
             return
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, set_no_delay),
+            (evt.EVT_CONN_OPEN, on_connection_open),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             *self._handlers.bindings(),
