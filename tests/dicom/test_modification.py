@@ -218,4 +218,26 @@ def test_anonymization_keeps_nested_paths() -> None:
     apply(ds, parse_request(keep, Level.STUDY, anonymize=True), IdentifierMap())
     kept = ds.RequestAttributesSequence[0]
     assert kept.RequestedProcedureID == "RP1" and "ScheduledProcedureStepID" not in kept
-    assert "Keep" in refused({"Keep": ["RequestAttributesSequence[0].RequestedProcedureID"]})
+
+
+def test_modification_keeps_nested_references() -> None:
+    """A nested "Keep" in /modify (Orthanc 1.9.4+; was a 400): the reference it names keeps
+    its old UID while the other references follow the new UIDs."""
+    ds = make_dataset()
+    old_sop = str(ds.SOPInstanceUID)
+    items = []
+    for _ in range(2):
+        item = Dataset()
+        item.ReferencedSOPClassUID = ds.SOPClassUID
+        item.ReferencedSOPInstanceUID = old_sop
+        items.append(item)
+    ds.ReferencedImageSequence = Sequence(items)
+    ids = modified(ds, Level.INSTANCE, Keep=["ReferencedImageSequence[1].ReferencedSOPInstanceUID"])
+    new_sop = ids.uid(old_sop)
+    assert ds.SOPInstanceUID == new_sop != old_sop
+    assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == new_sop
+    assert ds.ReferencedImageSequence[1].ReferencedSOPInstanceUID == old_sop
+    # Wildcards, and a path that leads nowhere: accepted, nothing to keep.
+    ds = make_dataset()
+    modified(ds, Keep=["ReferencedImageSequence[*].ReferencedSOPInstanceUID"])
+    assert "each parent" in refused({"Keep": ["ReferencedImageSequence.ReferencedSOPInstanceUID"]})

@@ -221,3 +221,30 @@ def test_job_json_and_outputs(make_engine: Any, gate: Gate) -> None:
     assert engine.output(job_id, "name").content == b"json"
     assert code_of(engine.output, job_id, "other") is ErrorCode.INEXISTENT_ITEM
     assert "EstimatedTimeOfArrival" not in engine.info(job_id).to_json()
+
+
+class DiscardedJob(FakeJob):
+    """A job with an output outside itself, told when it leaves the history."""
+
+    def __init__(self, gate: Gate, name: str, done: list[str], discarded: list[str]):
+        super().__init__(gate, steps=1, name=name, done=done)
+        self.discarded = discarded
+
+    def discard(self) -> None:
+        self.discarded.append(self.name)
+        if self.name == "boom":
+            raise OSError("cannot remove")
+
+
+def test_jobs_leaving_the_history_discard_their_outputs(make_engine: Any, gate: Gate) -> None:
+    engine: JobsEngine = make_engine(threads=1, history_size=1)
+    gate.open = True
+    done: list[str] = []
+    discarded: list[str] = []
+    for name in ("boom", "a", "b"):  # a failing discard() does not stop the engine
+        engine.submit(DiscardedJob(gate, name, done, discarded))
+        wait_for(lambda n=name: n in done and len(engine.ids()) == 1)  # type: ignore[misc]
+    wait_for(lambda: discarded == ["boom", "a"])
+    engine.submit(FakeJob(gate, steps=1, name="plain", done=done))  # no discard(): fine
+    wait_for(lambda: discarded == ["boom", "a", "b"] and "plain" in done)
+    assert [engine.info(i).job_type for i in engine.ids()] == ["Fake"]

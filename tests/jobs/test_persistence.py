@@ -147,3 +147,29 @@ def test_servers_sharing_the_index_keep_their_own_jobs(index: SqlIndex) -> None:
     finally:
         again.stop()
     assert first.ids() == [job_id]
+
+
+class DecidingJob(FakeJob):
+    """A job whose start() decides something its later steps depend on (as the new UIDs of a
+    modification)."""
+
+    def start(self) -> None:
+        super().start()
+        if not self.name.endswith("+decided"):
+            self.name += "+decided"
+
+
+def test_what_start_decided_is_saved_before_the_first_step(index: SqlIndex) -> None:
+    gate = Gate()
+    jobs_engine = JobsEngine({"Fake": factory(gate)}, store=index, save_interval=3600)
+    jobs_engine.start()
+    try:
+        job = DecidingJob(gate, steps=2, name="job")
+        job_id = jobs_engine.submit(job)
+        wait_for(lambda: job.inside)  # started, in its first step: a crash now...
+        saved = dict(index.saved_jobs(""))
+        assert "job+decided" in saved[job_id]  # ...would find the decision saved
+    finally:
+        gate.open = True
+        gate.allow(10)
+        jobs_engine.stop()

@@ -376,3 +376,26 @@ def test_saved_job_comes_back_with_its_output(server: Server, tmp_path: Path) ->
     again = ArchiveJobs(server.archive, outputs).factories()[ARCHIVE_JOB](pending.serialize())
     assert run(again) == 2  # type: ignore[arg-type]
     assert again.output("archive") is not None
+
+
+def test_discarded_job_removes_its_zip(server: Server) -> None:
+    """A job leaving the jobs history (JobsHistorySize) takes its ZIP with it; the others stay."""
+    instance = server.put(make_dicom())
+    first, second = (server.jobs.submission(ArchiveRequest((instance,))).job for _ in range(2))
+    for job in (first, second):
+        run(job)  # type: ignore[arg-type]
+    output = first.output("archive")
+    assert output is not None and output.path is not None
+    assert isinstance(first, ArchiveJob)
+    first.discard()
+    assert not Path(output.path).exists() and first.output("archive") is None
+    assert second.output("archive") is not None
+    assert len(list(server.outputs.directory.glob("*.zip"))) == 1
+    first.discard()  # twice: nothing left to remove
+
+    unfinished = server.jobs.submission(ArchiveRequest((instance,))).job
+    assert isinstance(unfinished, ArchiveJob)
+    unfinished.start()
+    unfinished.step()
+    unfinished.discard()  # e.g. a failed job forgotten while its part file is open
+    assert not list(server.outputs.directory.glob("*.part"))

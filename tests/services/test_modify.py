@@ -289,6 +289,41 @@ def test_job_resumes_with_the_same_identifiers(world: World) -> None:
     check_references(new, old)
 
 
+def test_job_resumed_after_a_crash_passes_over_the_steps_it_redoes(world: World) -> None:
+    """KeepSource false and a crash after two steps, the job last saved after the first: the
+    resumed job finds the second source gone (its copy stored) and goes on, no failure, no
+    duplicate."""
+    study, old = study_with_references(world)
+    request = body({"Asynchronous": True, "KeepSource": False, "Replace": {"StudyID": "X"}})
+    result = world.jobs.resource(Level.STUDY, study, request, False, REST)
+    assert isinstance(result, Submission)
+    job = result.job
+    run(job, 1)
+    saved = orjson.loads(orjson.dumps(job.serialize()))  # the last save before the crash
+    run(job, 1)  # one more instance modified (its source deleted), then the crash
+    again = world.jobs.factories()[MODIFICATION_JOB](saved)
+    assert run(again, 10)[-1] is StepStatus.SUCCESS
+    content = again.public_content()
+    assert (content["InstancesCount"], content["FailedInstancesCount"]) == (3, 0)
+    new = by_number(world.datasets_of(Level.STUDY, content["ID"]))
+    assert len(new) == 3 and len(world.instances()) == 3  # the sources are gone
+    assert all(d.StudyID == "X" for d in new.values())
+    check_references(new, old)
+    # A job resumed where it stopped cleanly still fails on a source deleted meanwhile.
+    study, _ = study_with_references(world)
+    result = world.jobs.resource(Level.STUDY, study, body({"Asynchronous": True}), False, REST)
+    assert isinstance(result, Submission)
+    run(result.job, 1)
+    state = orjson.loads(orjson.dumps(result.job.serialize()))
+    resumed = world.jobs.factories()[MODIFICATION_JOB](state)
+    assert run(resumed, 1)[-1] is StepStatus.CONTINUE  # sources found: replay over
+    missing = world.index.lookup(state["Instances"][2][0])
+    assert missing is not None
+    world.index.delete_resource(missing)
+    with pytest.raises(PharosError):
+        run(resumed, 1)
+
+
 def test_bulk_modify_of_mixed_levels(world: World) -> None:
     one = world.put(make_dataset(patient_id="A"))
     world.put(make_dataset(patient_id="B"))

@@ -125,7 +125,7 @@ class Modification:
     replace: tuple[tuple[TagPath, Any], ...] = ()
     remove: tuple[TagPath, ...] = ()
     keep: frozenset[BaseTag] = frozenset()  # kept at every depth
-    keep_paths: tuple[TagPath, ...] = ()  # kept in the items a path leads to (anonymization)
+    keep_paths: tuple[TagPath, ...] = ()  # kept in the items a path leads to
     remove_private: bool = False
     private_creator: str = ""
     force: bool = False
@@ -172,8 +172,6 @@ def parse_request(body: dict[str, Any], level: Level, anonymize: bool) -> Modifi
     replace = tuple((parse_path(name), value) for name, value in replace_raw.items())
     remove = tuple(parse_path(name) for name in _list(body, "Remove"))
     keep_paths = [parse_path(name) for name in _list(body, "Keep")]
-    if not anonymize and any(path.nested for path in keep_paths):
-        raise bad_request('"Keep" of a modification takes tags, not paths into sequences')
     keep = frozenset(path.tag for path in keep_paths if not path.nested)
     creator = body.get("PrivateCreator", "")
     if not isinstance(creator, str):
@@ -389,16 +387,24 @@ def _set_uids(element: DataElement, values: list[str]) -> None:
     element.value = values[0] if len(values) == 1 else values
 
 
-def remap_uids(ds: Dataset, mapping: dict[str, str], depth: int = 0) -> None:
+def remap_uids(
+    ds: Dataset,
+    mapping: dict[str, str],
+    depth: int = 0,
+    kept: set[tuple[int, BaseTag]] | None = None,
+) -> None:
     """Every UI value of `ds`, at every depth, that `mapping` knows is replaced by its new
     value: references to the operation's instances, series, studies and frames of reference
-    follow them."""
+    follow them. Elements `kept` (by id of their item and tag: nested "Keep") stay as they
+    are."""
     if depth > _MAX_DEPTH * 4:
         raise PharosError(ErrorCode.BAD_FILE_FORMAT, "Sequences are nested too deeply")
     for element in ds:
         if element.VR == "SQ":
             for item in element.value or ():
-                remap_uids(item, mapping, depth + 1)
+                remap_uids(item, mapping, depth + 1, kept)
+        elif kept and (id(ds), element.tag) in kept:
+            continue
         elif element.VR == "UI" and element.value:
             values = _text(element)
             if any(v in mapping for v in values):
@@ -418,11 +424,13 @@ def apply(ds: Dataset, modification: Modification, ids: IdentifierMap) -> None:
     keep = modification.keep
     if modification.remove_private:
         _remove_private(ds, keep)
+    # Nested "Keep" paths (Orthanc 1.9.4+): what they name keeps its value, through the
+    # profile (anonymization) and the remapping of UIDs (both).
+    kept: set[tuple[int, BaseTag]] = set()
+    through: set[tuple[int, BaseTag]] = set()
+    for path in modification.keep_paths:
+        _protect(ds, path, path.parents, kept, through)
     if modification.anonymize:
-        kept: set[tuple[int, BaseTag]] = set()
-        through: set[tuple[int, BaseTag]] = set()
-        for path in modification.keep_paths:
-            _protect(ds, path, path.parents, kept, through)
         _anonymize(ds, modification, ids, _Protected(kept, through), depth=0)
         _anonymized_patient(ds, modification, ids)
     for path in modification.remove:
@@ -437,7 +445,7 @@ def apply(ds: Dataset, modification: Modification, ids: IdentifierMap) -> None:
     for path, value in modification.replace:
         for item in _items(ds, path.parents):
             item[path.tag] = element_of(path.tag, value, modification.private_creator, item)
-    remap_uids(ds, _without_kept(ids.uids, ds, keep))
+    remap_uids(ds, _without_kept(ids.uids, ds, keep), kept=kept)
     if modification.anonymize:
         ds[DEIDENTIFICATION_METHOD] = DataElement(
             DEIDENTIFICATION_METHOD, "LO", deidentification_method(modification.version)

@@ -28,6 +28,7 @@ HTTP_REASONS = {
     416: "Requested Range Not Satisfiable",
     500: "Internal Server Error",
     501: "Not Implemented",
+    502: "Bad Gateway",  # a remote server (Orthanc peer, DICOMweb server) did not answer
     503: "Service Unavailable",
     504: "Gateway Timeout",
     507: "Insufficient Storage",

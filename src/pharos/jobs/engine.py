@@ -4,7 +4,8 @@
 States: Pending (queued: higher `Priority` first, then first submitted), Running, Paused,
 Retry (a step asked to be run again later), Success and Failure (finished; a cancelled job is a
 failure with Orthanc's CanceledJob code). Pause and cancel of a running job take effect between
-two steps. At most `JobsHistorySize` finished jobs are kept, the oldest dropped first.
+two steps. At most `JobsHistorySize` finished jobs are kept, the oldest dropped first (with
+their outputs: see `DiscardableJob`).
 
 With a store (`SaveJobs`), every job is saved when its state changes and, while it runs, at
 most every `save_interval` seconds; at start-up the saved jobs come back (see `records`).
@@ -25,6 +26,7 @@ from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.jobs import (
     CANCELED,
     SUCCESS_ERROR,
+    DiscardableJob,
     Job,
     JobError,
     JobInfo,
@@ -243,6 +245,11 @@ class JobsEngine:
         last_save = time.monotonic()
         try:
             job.start()
+            if self._store is not None:
+                # What start() decided (e.g. the new UIDs of a modification) is saved before
+                # any step acts on it: a crash must not make a resumed job decide again.
+                with self._lock:
+                    self._save(record)
             while True:
                 with self._lock:
                     reason = StopReason.SHUTDOWN if self._stopping else record.scheduled_stop
@@ -335,7 +342,17 @@ class JobsEngine:
         for old in finished[: max(0, len(finished) - self._history_size)]:
             del self._records[old.id]
             self._forget(old.id)
+            self._discard(old)
         self._lock.notify_all()
+
+    @staticmethod
+    def _discard(record: JobRecord) -> None:
+        """A job leaving the history takes its outputs on disk with it."""
+        if isinstance(record.job, DiscardableJob):
+            try:
+                record.job.discard()
+            except Exception:
+                log.exception("The outputs of job %s could not be removed", record.id)
 
     def _tell(self, event: str, record: JobRecord) -> None:
         if self._listener is None:

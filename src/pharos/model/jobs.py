@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pharos.model.errors import ErrorCode, PharosError
 
@@ -148,6 +148,15 @@ class Job(Protocol):
     def output(self, key: str) -> JobOutput | None:
         """An output of a finished job (`GET /jobs/{id}/{key}`), None when there is none."""
         ...
+
+
+@runtime_checkable
+class DiscardableJob(Protocol):
+    """A job with outputs outside the job itself (e.g. a ZIP file on disk): the engine calls
+    `discard()` when the finished job leaves the history (`JobsHistorySize`), so that its
+    outputs go with it."""
+
+    def discard(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

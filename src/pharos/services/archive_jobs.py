@@ -4,7 +4,8 @@ whose output `GET /jobs/{id}/archive` is the ZIP file.
 The ZIP is written to a file in the archives folder, a step at a time (one file of the
 archive per step), under a temporary name until it is complete. Finished archives are kept
 on disk, the `MediaArchiveSize` most recently used ones (as Orthanc); older ones are removed
-when a new one is finished, and `GET /jobs/{id}/archive` then answers 404.
+when a new one is finished, and `GET /jobs/{id}/archive` then answers 404. An archive is also
+removed when its job leaves the jobs history (`JobsHistorySize`, see `discard`).
 
 Jobs are saved (`SaveJobs`) with their request and, once finished, the name of their ZIP: a
 finished job reloaded after a restart still serves its file; an unfinished one starts its
@@ -88,6 +89,13 @@ class ArchiveOutputs:
                 self._kept[name] = None
                 self._kept.move_to_end(name, last=False)  # older than any new one
                 self._evict()
+
+    def remove(self, name: str) -> None:
+        """The archive of a job that left the jobs history: nobody can download it any more."""
+        with self._lock:
+            self._kept.pop(name, None)
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / name).unlink()
 
     def path(self, name: str) -> Path | None:
         with self._lock:
@@ -192,6 +200,13 @@ class ArchiveJob:
     def reset(self) -> None:
         self._abandon()
         self._output = None
+
+    def discard(self) -> None:
+        """The job leaves the jobs history (`JobsHistorySize`): its ZIP goes with it."""
+        self._abandon()
+        if self._output is not None:
+            self._outputs.remove(self._output)
+            self._output = None
 
     def progress(self) -> float:
         if self._output is not None:

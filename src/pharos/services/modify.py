@@ -207,6 +207,18 @@ class ModifyService:
             self.step(plan, state)
         return self.answer(plan, state)
 
+    def skip_processed(self, plan: ModifyPlan, state: ModifyState) -> bool:
+        """A job resumed after a crash redoes the steps made since it was last saved: with
+        KeepSource false their sources are gone, their copies stored. Such a step is passed
+        over (True) instead of failing the job; False once a source is found."""
+        public_id, _ = plan.instances[state.position]
+        ref = self._index.lookup(public_id)
+        if ref is not None:
+            return False
+        log.warning("Instance %s was modified before the job was interrupted", public_id)
+        state.position += 1
+        return True
+
     def step(self, plan: ModifyPlan, state: ModifyState) -> None:
         """Modify, store and (KeepSource false) delete the source of one instance."""
         public_id, number = plan.instances[state.position]

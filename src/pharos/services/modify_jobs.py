@@ -24,6 +24,8 @@ class ModificationJob:
         self._service = service
         self._plan = plan
         self._state = state
+        # Restored mid-way: the first steps may have been done already (see skip_processed).
+        self._replaying = state is not None
 
     @property
     def job_type(self) -> str:
@@ -37,6 +39,10 @@ class ModificationJob:
         state = self._started()
         if state.position >= len(self._plan.instances):
             return StepResult.done()
+        if self._replaying:
+            if self._service.skip_processed(self._plan, state):
+                return StepResult.proceed()
+            self._replaying = False
         self._service.step(self._plan, state)
         return StepResult.proceed()
 
@@ -50,6 +56,7 @@ class ModificationJob:
 
     def reset(self) -> None:
         self._state = None  # resubmitted: a new operation, new identifiers
+        self._replaying = False
 
     def progress(self) -> float:
         count = len(self._plan.instances)

@@ -174,3 +174,19 @@ def test_archives_of_compressed_storage(api_factory: Any, storage_compression: b
     answers = upload(api, make_series(2))
     archive = unzip(api.get(f"/studies/{answers[0]['ParentStudy']}/archive"))
     assert [archive.read(n) for n in archive.namelist()] == [stored(api, a["ID"]) for a in answers]
+
+
+def test_archive_leaves_the_disk_with_its_job(api_factory: Any, tmp_path: Path) -> None:
+    """JobsHistorySize drops a finished archive job and its ZIP file, even when
+    MediaArchiveSize would still keep it."""
+    api = api_factory(JobsHistorySize=1, MediaArchiveSize=5, TemporaryDirectory=str(tmp_path))
+    instance = upload(api, [make_dicom()])[0]["ID"]
+    body = {"Resources": [instance], "Synchronous": False}
+    first = wait_success(api, api.post("/tools/create-archive", json=body).json()["ID"])
+    assert unzip(api.get(f"/jobs/{first['ID']}/archive")).namelist()
+    assert len(list(tmp_path.glob("pharos-archives-*/*.zip"))) == 1
+    second = wait_success(api, api.post("/tools/create-archive", json=body).json()["ID"])
+    assert api.get("/jobs").json() == [second["ID"]]
+    assert api.get(f"/jobs/{first['ID']}/archive").status_code == 404
+    assert len(list(tmp_path.glob("pharos-archives-*/*.zip"))) == 1
+    assert unzip(api.get(f"/jobs/{second['ID']}/archive")).namelist()

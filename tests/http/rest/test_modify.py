@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pydicom
 import pytest
 
 from tests.conftest import Api, ServerProcess
-from tests.dicomgen import make_dicom
+from tests.dicomgen import make_dicom, make_series
 from tests.jobs.fakes import wait_for
 
 
@@ -129,3 +130,51 @@ def test_modification_job_on_both_backends(api: Api) -> None:
     assert api.get(moved["Path"]).status_code == 200
     modified_from = api.get(moved["Path"] + "/metadata/ModifiedFrom").text
     assert modified_from == content["ID"]
+
+
+SLOW_STORE_PLUGIN = """
+import time
+from pharos.plugins import hookimpl
+
+@hookimpl
+def pharos_incoming_instance_filter(instance):
+    if instance.simplified_tags.get("StudyDescription") == "Slowed":
+        time.sleep(0.2)  # the copies the modification job stores come in slowly
+    return True
+"""
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_modification_job_survives_a_restart(api_factory: Any, tmp_path: Path, how: str) -> None:
+    """A ResourceModification job stopped mid-way by SIGTERM, or killed (SIGKILL: the steps
+    since its last save are replayed), goes on after the restart and ends with every instance
+    modified once, in one new study, the source deleted (KeepSource: false)."""
+    plugin = tmp_path / "slow_store.py"
+    plugin.write_text(SLOW_STORE_PLUGIN)
+    api: Api = api_factory(Plugins=[str(plugin)], ConcurrentJobs=1)
+    answers = [api.post("/instances", content=data).json() for data in make_series(20)]
+    study = answers[0]["ParentStudy"]
+    body = {"Replace": {"StudyDescription": "Slowed"}, "KeepSource": False, "Synchronous": False}
+    response = api.post(f"/studies/{study}/modify", json=body)
+    assert response.status_code == 200, response.text
+    job_id = response.json()["ID"]
+    wait_for(lambda: api.get(f"/jobs/{job_id}").json()["Progress"] > 0, timeout=60)
+    if how == "stop":
+        api.server.stop()  # SIGTERM mid-job: stopped after its step, saved as pending
+    else:
+        api.server.kill()
+    api.server.start()
+    assert api.get(f"/jobs/{job_id}").json()["State"] in ("Pending", "Running", "Success")
+    wait_for(lambda: api.get(f"/jobs/{job_id}").json()["State"] == "Success", timeout=120)
+    job = api.get(f"/jobs/{job_id}").json()
+    assert job["Type"] == "ResourceModification"
+    assert (job["Content"]["InstancesCount"], job["Content"]["FailedInstancesCount"]) == (20, 0)
+    new_study = job["Content"]["ID"]
+    assert api.get(f"/studies/{study}").status_code == 404
+    instances = api.get(f"/studies/{new_study}/instances").json()
+    assert len(instances) == 20 and api.get("/statistics").json()["CountInstances"] == 20
+    numbers = sorted(int(i["MainDicomTags"]["InstanceNumber"]) for i in instances)
+    assert numbers == list(range(1, 21))
+    assert api.get(f"/studies/{new_study}").json()["MainDicomTags"]["StudyDescription"] == (
+        "Slowed"
+    )
