@@ -225,9 +225,9 @@ def test_sections_are_not_merged_across_files(tmp_path: Path) -> None:
 
 
 def test_unknown_options_are_also_checked_for_duplicates(tmp_path: Path) -> None:
-    write(tmp_path / "a.json", '{"Worklists": {}}')
-    write(tmp_path / "b.json", '{"Worklists": {"Enable": true}}')
-    with pytest.raises(ConfigError, match="Worklists"):
+    write(tmp_path / "a.json", '{"Transfers": {}}')
+    write(tmp_path / "b.json", '{"Transfers": {"Threads": 4}}')
+    with pytest.raises(ConfigError, match="Transfers"):
         load(tmp_path)
 
 
@@ -357,7 +357,7 @@ def test_unknown_postgresql_key_warns(tmp_path: Path) -> None:
 
 
 def test_known_plugin_sections_are_reported_as_unsupported(tmp_path: Path) -> None:
-    config = load(write(tmp_path / "a.json", '{"Worklists": {"Enable": true}, "Gdcm": {}}'))
+    config = load(write(tmp_path / "a.json", '{"Transfers": {"Threads": 4}, "Gdcm": {}}'))
     assert len(config.warnings) == 2
     assert all("not supported by Pharos yet (ignored)" in w for w in config.warnings)
 
@@ -460,7 +460,7 @@ def test_unknown_environment_variables_warn() -> None:
     config = load(
         ORTHANC__HTTP_PRT="1",
         ORTHANC__POSTGRESQL__HOTS="db",
-        ORTHANC__WORKLISTS__ENABLE="true",
+        ORTHANC__TRANSFERS__THREADS="4",
         ORTHANC__DICOM_MODALITIES__PACS='["PACS", "h", 104]',
         ORTHANC_JSON="{}",  # not our convention: left alone
         PATH="/usr/bin",
@@ -469,7 +469,7 @@ def test_unknown_environment_variables_warn() -> None:
     assert len(config.warnings) == 4
     assert "ORTHANC__HTTP_PRT" in warnings and "did you mean HttpPort" in warnings
     assert "did you mean PostgreSQL.Host" in warnings
-    assert "Worklists" in warnings and "not supported by Pharos yet" in warnings
+    assert "Transfers" in warnings and "not supported by Pharos yet" in warnings
     assert "free-form" in warnings
 
 

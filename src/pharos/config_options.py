@@ -1236,6 +1236,25 @@ DICOMWEB_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+WORKLISTS_SETTINGS: tuple[Setting, ...] = (
+    Setting("Enable", False, bool, "Whether the DICOM server answers worklist C-FIND requests"),
+    Setting(
+        "Database",
+        "",
+        str,
+        "The folder of the worklists: DICOM files with the .wl extension (e.g. written by "
+        "dcmtk's dump2dcm), read at each request",
+    ),
+    Setting(
+        "FilterIssuerAet",
+        False,
+        bool,
+        "Answer only the worklists whose ScheduledStationAETitle is the AE title of the "
+        "modality that asks (unless the request names one)",
+    ),
+    Setting("LimitAnswers", 0, int, "The maximum number of answers to a request (0: no limit)"),
+)
+
 PHAROS_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PostgreSQL",
@@ -1263,6 +1282,14 @@ PHAROS_SETTINGS: tuple[Setting, ...] = (
         "plugin (same section and option names).",
         children=DICOMWEB_SETTINGS,
     ),
+    Setting(
+        "Worklists",
+        None,
+        dict,
+        "The modality worklists server (C-FIND on the Modality Worklist Information Model), "
+        "configured as Orthanc's sample Worklists plugin (same section and option names).",
+        children=WORKLISTS_SETTINGS,
+    ),
 )
 
 SETTINGS: tuple[Setting, ...] = ORTHANC_SETTINGS + PHAROS_SETTINGS
@@ -1289,7 +1316,6 @@ UNSUPPORTED: Mapping[str, str] = {
     "Python": _PLUGIN,
     "PythonScript": _PLUGIN,
     "PythonVerbose": _PLUGIN,
-    "Worklists": _PLUGIN,
     "Transfers": _PLUGIN,
     "OrthancExplorer2": _PLUGIN,
     "Authorization": _PLUGIN,

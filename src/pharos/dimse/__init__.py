@@ -1,5 +1,6 @@
 """DICOM networking on pynetdicom: the server (SCP) of C-ECHO, C-STORE, C-FIND, C-MOVE and
-C-GET, calling the same services as the REST API."""
+C-GET (and of worklist C-FIND when `Worklists` is enabled), calling the same services as the
+REST API."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pharos.services.dicom_access import AccessRules, DicomAccess
 from pharos.services.dicom_query import DicomQueryService
 from pharos.services.dicom_retrieve import RetrieveService
 from pharos.services.modalities import DicomRequest
+from pharos.services.worklists import WorklistOptions, WorklistService
 
 __all__ = ["DicomServer", "DicomServerOptions", "create_dicom_server"]
 
@@ -57,8 +59,23 @@ def create_dicom_server(config: Config, services: Services, index: Index) -> Dic
     query = DicomQueryService(
         index, services.files, services.find, services.options, options.aet, services.plugins
     )
+    worklists = WorklistOptions.from_section(config.section("Worklists"))
+    if worklists.enabled:
+        log.info("Worklists served from the folder %s", worklists.database)
     handlers = ScpHandlers(
-        options, access, services.store, query, RetrieveService(index, services.files)
+        options,
+        access,
+        services.store,
+        query,
+        RetrieveService(index, services.files),
+        WorklistService(
+            worklists,
+            services.options.default_encoding,
+            services.options.case_sensitive_pn,
+            services.plugins,
+        )
+        if worklists.enabled
+        else None,
     )
     # What the server accepts starts as configured; /tools changes it while it runs.
     services.scp.configure(options.transfer_syntaxes, options.unknown_sop_classes)

@@ -33,6 +33,7 @@ from pharos.services.dicom_query import DicomQueryService, IdentifierError
 from pharos.services.dicom_retrieve import RetrieveService, StoredInstance
 from pharos.services.modalities import DicomRequest, Modality
 from pharos.services.store import StoreService
+from pharos.services.worklists import WorklistService
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ OUT_OF_RESOURCES = 0xA700
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000  # C-STORE: "Error: Cannot understand"
 UNABLE_TO_PROCESS = 0xC001  # C-FIND, C-MOVE, C-GET: "Failed: Unable to process"
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +96,10 @@ class ScpHandlers:
         store: StoreService,
         query: DicomQueryService,
         retrieve: RetrieveService,
+        worklists: WorklistService | None = None,
     ):
         self._options = options
+        self._worklists = worklists
         self._access = access
         self._store = store
         self._query = query
@@ -161,6 +165,9 @@ class ScpHandlers:
     # -- C-FIND -----------------------------------------------------------------------------
 
     def on_find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+        if str(event.context.abstract_syntax) == MODALITY_WORKLIST_FIND:
+            yield from self._on_worklist_find(event)
+            return
         if self._refused(event, DicomRequest.FIND):
             return
         peer = Peer.of(event.assoc)
@@ -196,6 +203,47 @@ class ScpHandlers:
             log.warning(
                 "C-FIND from %s: more answers than LimitFindResults/LimitFindInstances", peer
             )
+            yield CANCEL, None  # as Orthanc: matching terminated
+            return
+        yield SUCCESS, None
+
+    def _on_worklist_find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+        """A C-FIND on the Modality Worklist model (only accepted when worklists are on)."""
+        worklists = self._worklists
+        if self._refused(event, DicomRequest.FIND_WORKLIST):
+            return
+        peer = Peer.of(event.assoc)
+        try:
+            if worklists is None:
+                raise PharosError(ErrorCode.BAD_REQUEST, "Worklists are not enabled")
+            try:
+                dataset = event.identifier
+            except Exception as exc:
+                raise IdentifierError(f"Undecodable identifier: {exc}") from None
+            origin = origin_dict(ORIGIN_DICOM, peer.address, peer.aet, peer.called_aet)
+            query = worklists.filtered(worklists.parse(dataset), origin)
+            with self._slots:
+                found = worklists.find(query, peer.aet)
+        except IdentifierError as exc:
+            log.warning("Worklist C-FIND from %s refused: %s", peer, exc)
+            yield status(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
+            return
+        except PharosError as exc:
+            log.warning("Worklist C-FIND from %s failed: %s", peer, exc)
+            yield status(UNABLE_TO_PROCESS, str(exc)), None
+            return
+        except Exception as exc:
+            log.exception("Worklist C-FIND from %s failed", peer)
+            yield status(UNABLE_TO_PROCESS, f"{type(exc).__name__}: {exc}"), None
+            return
+        log.info("Worklist C-FIND from %s: %d answers", peer, len(found.answers))
+        for answer in found.answers:
+            if event.is_cancelled:
+                yield CANCEL, None
+                return
+            yield PENDING, answer
+        if not found.complete:
+            log.warning("Worklist C-FIND from %s: more answers than LimitAnswers", peer)
             yield CANCEL, None  # as Orthanc: matching terminated
             return
         yield SUCCESS, None

@@ -25,6 +25,7 @@ class DicomServerOptions:
     scu_timeout: float | None = 10.0  # DicomScuTimeout, for the C-MOVE sub-associations
     maximum_pdu_length: int = MAXIMUM_PDU_LENGTH
     threads: int = 4  # DicomThreadsCount
+    worklists: bool = False  # Worklists.Enable: the Modality Worklist FIND model is accepted
 
     @classmethod
     def from_config(cls, config: Config) -> DicomServerOptions:
@@ -58,6 +59,7 @@ class DicomServerOptions:
             scu_timeout=_seconds(config.get_int("DicomScuTimeout")),
             maximum_pdu_length=pdu,
             threads=threads,
+            worklists=config.section("Worklists").get_bool("Enable"),
         )
 
 

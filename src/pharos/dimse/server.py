@@ -1,8 +1,9 @@
 """The DICOM server: one pynetdicom application entity listening on `DicomPort` as `DicomAet`.
 
 Presentation contexts, as Orthanc's SCP builds them:
-- Verification, and the Patient Root and Study Root FIND, MOVE and GET models, in the three
-  uncompressed transfer syntaxes;
+- Verification, and the Patient Root and Study Root FIND, MOVE and GET models (and the
+  Modality Worklist FIND model when `Worklists` is enabled), in the three uncompressed
+  transfer syntaxes;
 - every storage SOP class in the accepted transfer syntaxes, in whichever role the peer
   proposes (SCP for C-STORE, SCU too for the C-STORE sub-operations of its C-GET);
 - with `UnknownSopClassAccepted`, any other SOP class the peer proposes, as storage.
@@ -49,7 +50,9 @@ QUERY_RETRIEVE = (
     "1.2.840.10008.5.1.4.1.2.2.2",  # Study Root - MOVE
     "1.2.840.10008.5.1.4.1.2.2.3",  # Study Root - GET
 )
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 STORAGE_SERVICE_CLASS = "1.2.840.10008.4.2"
+_NOT_STORAGE = frozenset((VERIFICATION, *QUERY_RETRIEVE, MODALITY_WORKLIST_FIND))
 # Associations served at once; beyond, new ones are refused ("local limit exceeded").
 MAXIMUM_ASSOCIATIONS = 1000
 # How long stopping waits for each association still running to finish its request.
@@ -67,11 +70,16 @@ def supported_contexts(
 ) -> list[PresentationContext]:
     """The contexts of the server; storage ones in `syntaxes` (default: the configured)."""
     syntaxes = options.transfer_syntaxes if syntaxes is None else syntaxes
-    contexts = [build_context(uid, list(UNCOMPRESSED)) for uid in (VERIFICATION, *QUERY_RETRIEVE)]
+    uids = (VERIFICATION, *QUERY_RETRIEVE, *_worklist_models(options))
+    contexts = [build_context(uid, list(UNCOMPRESSED)) for uid in uids]
     if syntaxes:
         for storage in AllStoragePresentationContexts:
             contexts.append(_storage_context(str(storage.abstract_syntax), syntaxes))
     return contexts
+
+
+def _worklist_models(options: DicomServerOptions) -> tuple[str, ...]:
+    return (MODALITY_WORKLIST_FIND,) if options.worklists else ()
 
 
 def _storage_context(sop_class: str, syntaxes: tuple[str, ...]) -> PresentationContext:
@@ -86,7 +94,7 @@ def _storage_syntaxes(assoc: Association) -> tuple[str, ...]:
     """The storage transfer syntaxes of the contexts an association was given (those of
     `supported_contexts`, storage ones last)."""
     contexts = assoc.acceptor.supported_contexts
-    if len(contexts) <= 1 + len(QUERY_RETRIEVE):
+    if not contexts or str(contexts[-1].abstract_syntax) in _NOT_STORAGE:
         return ()
     return tuple(str(syntax) for syntax in contexts[-1].transfer_syntax)
 

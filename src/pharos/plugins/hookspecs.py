@@ -52,6 +52,15 @@ def pharos_incoming_find_filter(
 
 
 @hookspec
+def pharos_incoming_worklist_filter(
+    query: dict[str, str], origin: dict[str, str]
+) -> dict[str, str] | bool | None:
+    """A worklist C-FIND request received (Modality Worklist model): a dict replaces its keys
+    ("gggg,eeee" → value, as Lua's IncomingWorklistRequestFilter; sequences are kept as
+    received); False refuses it."""
+
+
+@hookspec
 def pharos_outgoing_find_filter(query: dict[str, str], modality: str) -> dict[str, str] | None:
     """A C-FIND about to be sent to `modality`: a dict replaces the query."""
 

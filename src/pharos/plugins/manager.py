@@ -138,6 +138,23 @@ class PluginManager:
                 query = _string_query(answer)
         return query
 
+    def filter_worklist(
+        self, query: dict[str, str], origin: Mapping[str, str]
+    ) -> dict[str, str] | Refusal:
+        """An incoming worklist C-FIND query, as the filters rewrite it (each one gets the
+        previous one's answer), or the refusal."""
+        for impl in self._hookimpls("pharos_incoming_worklist_filter"):
+            try:
+                answer = self._call(impl, {"query": dict(query), "origin": dict(origin)})
+            except Exception as exc:
+                log.exception("Worklist filter of plugin %s failed: refused", impl.plugin_name)
+                return Refusal(impl.plugin_name, f"filter failed: {exc}")
+            if answer is False:
+                return Refusal(impl.plugin_name, "filtered out")
+            if isinstance(answer, dict):
+                query = _string_query(answer)
+        return query
+
     def filter_outgoing_find(self, query: dict[str, str], modality: str) -> dict[str, str]:
         """An outgoing C-FIND query, as the filters rewrite it. A failing filter is logged and
         leaves the query as it was (there is nobody to refuse to)."""

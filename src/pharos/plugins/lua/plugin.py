@@ -50,6 +50,7 @@ HOOK_CALLBACKS: dict[str, tuple[str, ...]] = {
     "pharos_incoming_instance_filter": ("ReceivedInstanceFilter",),
     "pharos_incoming_http_request_filter": ("IncomingHttpRequestFilter",),
     "pharos_incoming_find_filter": ("IncomingFindRequestFilter",),
+    "pharos_incoming_worklist_filter": ("IncomingWorklistRequestFilter",),
     "pharos_outgoing_find_filter": ("OutgoingFindRequestFilter",),
     "pharos_accept_transfer_syntax": tuple(
         f"Is{group}TransferSyntaxAccepted" for group in TRANSFER_SYNTAX_GROUPS
@@ -365,6 +366,12 @@ class LuaPlugin:
         self, query: dict[str, str], origin: dict[str, str]
     ) -> dict[str, str] | None:
         return self._query_filter("IncomingFindRequestFilter", query, origin)
+
+    @hookimpl
+    def pharos_incoming_worklist_filter(
+        self, query: dict[str, str], origin: dict[str, str]
+    ) -> dict[str, str] | None:
+        return self._query_filter("IncomingWorklistRequestFilter", query, origin)
 
     @hookimpl
     def pharos_outgoing_find_filter(

@@ -63,6 +63,7 @@ CALLBACKS = (
     "ReceivedInstanceFilter",
     "IncomingHttpRequestFilter",
     "IncomingFindRequestFilter",
+    "IncomingWorklistRequestFilter",
     "OutgoingFindRequestFilter",
     "IsUnknownSopClassAccepted",
     *(f"Is{group}TransferSyntaxAccepted" for group in TRANSFER_SYNTAX_GROUPS),
