@@ -1180,6 +1180,19 @@ DICOMWEB_SETTINGS: tuple[Setting, ...] = (
         "For QIDO-RS server, whether search is case sensitive (fuzzymatching=true in a query "
         "makes person names case-insensitive)",
     ),
+    Setting(
+        "Host",
+        "",
+        str,
+        "Hard-codes the host (and port) of the URLs in answers (RetrieveURL, BulkDataURI); "
+        "empty: the Host header of each request",
+    ),
+    Setting(
+        "Ssl",
+        False,
+        bool,
+        "Whether the URLs in answers use https (else the scheme of the request)",
+    ),
     Setting("EnableWado", True, bool, "Whether WADO-URI (previously known as WADO) is enabled"),
     Setting("WadoRoot", "/wado", str, "Root URI of the WADO-URI (aka. WADO) API"),
     Setting(
@@ -1351,8 +1364,6 @@ _DW_LATER = "option of Orthanc's DICOMweb plugin"
 UNSUPPORTED_DICOMWEB: Mapping[str, str] = {
     name: _DW_LATER
     for name in (
-        "Ssl",
-        "Host",
         "ServersInDatabase",
         "EnableMetadataCache",
         "MetadataWorkerThreadsCount",

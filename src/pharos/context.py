@@ -46,7 +46,12 @@ from pharos.services.dicomweb_frames import DicomWebFrames
 from pharos.services.dicomweb_metadata import indexed_metadata
 from pharos.services.dicomweb_retrieve import DicomWebRetrieve
 from pharos.services.dicomweb_search import DicomWebSearch
-from pharos.services.dicomweb_server import DicomWebServer, cors_policy, normalize_root
+from pharos.services.dicomweb_server import (
+    DicomWebServer,
+    cors_policy,
+    normalize_host,
+    normalize_root,
+)
 from pharos.services.dicomweb_store import DicomWebStore
 from pharos.services.files import FileService
 from pharos.services.find import FindService
@@ -333,6 +338,8 @@ class ServerContext:
             cors=cors_policy(
                 section.get_list("CorsAllowedOrigins"), section.get_bool("CorsAllowCredentials")
             ),
+            public_host=normalize_host(section.get_str("Host")),
+            ssl=section.get_bool("Ssl"),
         )
 
     def create_app(self) -> ASGIApp:

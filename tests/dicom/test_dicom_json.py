@@ -6,8 +6,10 @@ import base64
 
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from pharos.dicom.dicom_json import attribute, attributes, dataset_to_dicom_json
 from tests.dicomgen import make_dataset, roundtrip
@@ -76,6 +78,18 @@ def test_sequences_are_nested_and_cleaned() -> None:
     }
 
 
+def test_empty_sequences_have_no_value() -> None:
+    # PS3.18 F.2.5: an attribute without value has no "Value" (pydicom writes an empty list).
+    item = Dataset()
+    item.ContentSequence = Sequence([])
+    ds = Dataset()
+    ds.ReferencedImageSequence = Sequence([])
+    ds.RequestAttributesSequence = Sequence([item])
+    out = dataset_to_dicom_json(ds)
+    assert out["00081140"] == {"vr": "SQ"}
+    assert out["00400275"]["Value"] == [{"0040A730": {"vr": "SQ"}}]
+
+
 def test_invalid_values_are_left_out_not_fatal() -> None:
     ds = Dataset()
     value = b"not-a-number"
@@ -107,7 +121,7 @@ def test_bulk_data_uris_name_the_path_of_the_value() -> None:
     second = Dataset()
     second.add_new(0x7FE00010, "OW", b"\x05\x06" * 1024)
     ds.IconImageSequence = Sequence([Dataset(), second])
-    ds.add_new(0x7FE00010, "OW", b"\x00" * 4096)  # pixel data: never in metadata
+    ds.add_new(0x7FE00010, "OW", b"\x00" * 4096)  # native pixel data: bulk data
     prefix = "studies/1/series/2/instances/3/"
     node = dataset_to_dicom_json(ds, bulk_data_uri=prefix)
     assert node["60003000"] == {"vr": "OW", "BulkDataURI": prefix + "bulk/60003000"}
@@ -118,6 +132,16 @@ def test_bulk_data_uris_name_the_path_of_the_value() -> None:
         "vr": "OW",
         "BulkDataURI": prefix + "bulk/00880200/2/7FE00010",
     }
-    assert "7FE00010" not in node
-    # Without a URI (QIDO-RS), large values are left out.
+    assert node["7FE00010"] == {"vr": "OW", "BulkDataURI": prefix + "bulk/7FE00010"}
+    assert list(node) == sorted(node)
+    # Without a URI (QIDO-RS), large values and pixel data are left out.
     assert "60003000" not in dataset_to_dicom_json(ds)
+    assert "7FE00010" not in dataset_to_dicom_json(ds)
+    # Encapsulated pixel data: its frames are at /frames, no bulk data.
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    assert "7FE00010" not in dataset_to_dicom_json(ds, bulk_data_uri=prefix)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    assert "7FE00010" in dataset_to_dicom_json(ds, bulk_data_uri=prefix)
+    ds.BitsAllocated = 1  # a segmentation's: OB, whatever VR the reading gave
+    assert dataset_to_dicom_json(ds, bulk_data_uri=prefix)["7FE00010"]["vr"] == "OB"

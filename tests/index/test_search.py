@@ -27,7 +27,7 @@ from pharos.dicom.computed import (
     SOP_CLASSES_IN_STUDY,
 )
 from pharos.dicom.dictionary import dictionary_vr
-from pharos.dicom.maintags import MAIN_TAGS
+from pharos.dicom.maintags import MAIN_TAGS, SOP_CLASS_UID
 from pharos.dicom.matching import Constraint, parse_constraints
 from pharos.index.base import Attachment, NewInstance, Reception, ResourceRef
 from pharos.index.base_search import (
@@ -687,6 +687,20 @@ def test_computed_tags_of_the_other_levels(stored: Stored) -> None:
         i1: {INSTANCE_AVAILABILITY: "ONLINE"}
     }
     assert stored.index.computed_tags(ST, [], frozenset({MODALITIES_IN_STUDY})) == {}
+
+
+def test_sop_class_uids_of_instances_in_one_call(stored: Stored) -> None:
+    # What DICOMweb's instance-level QIDO answers: the SOPClassUID column of each instance.
+    i1, i3, i4 = stored.pks("I1", "I3", "I4")
+    wanted = frozenset({SOP_CLASS_UID, INSTANCE_AVAILABILITY})
+    assert stored.index.computed_tags(INST, [i1, i3, i4], wanted) == {
+        i1: {SOP_CLASS_UID: CT, INSTANCE_AVAILABILITY: "ONLINE"},
+        i3: {SOP_CLASS_UID: SR, INSTANCE_AVAILABILITY: "ONLINE"},
+        i4: {SOP_CLASS_UID: MR, INSTANCE_AVAILABILITY: "ONLINE"},
+    }
+    assert stored.index.computed_tags(SE, stored.pks("SE1"), frozenset({SOP_CLASS_UID})) == {
+        stored.pks("SE1")[0]: {}
+    }
 
 
 def test_tag_values_of_an_instance_and_its_ancestors(stored: Stored) -> None:

@@ -3,8 +3,9 @@ responses) answers, built from pydicom datasets or from the index's text values.
 
 Binary values up to `BULK_DATA_THRESHOLD` bytes are inlined (InlineBinary); larger ones are
 given a BulkDataURI (WADO-RS metadata, served by the `/bulk/` route) or left out (QIDO-RS
-answers; PS3.18 F.2.2 lets a server omit them). Pixel data is left out: its frames are served
-by `/frames/`.
+answers; PS3.18 F.2.2 lets a server omit them). Native pixel data is always a BulkDataURI in
+WADO-RS metadata (as Orthanc's plugin does); encapsulated pixel data is left out (its frames
+are served by `/frames/`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.uid import UID
 
 from pharos.dicom.dictionary import dictionary_vr
 
@@ -37,20 +39,47 @@ def dataset_to_dicom_json(
     bulk_data_uri: str | None = None,
 ) -> dict[str, Any]:
     """The DICOM JSON object of a dataset (file meta excluded): attributes sorted by tag, pixel
-    data left out, invalid values (that pydicom cannot convert) left out rather than failing
-    the whole answer. Binary values larger than `bulk_data_threshold` are left out, or, with
-    `bulk_data_uri` (the instance's URI ending with a slash), given as a BulkDataURI
+    data left out (given a BulkDataURI if native, with `bulk_data_uri`), invalid values (that
+    pydicom cannot convert) left out rather than failing the whole answer. Binary values
+    larger than `bulk_data_threshold` are left out, or, with `bulk_data_uri` (the instance's
+    URI ending with a slash), given as a BulkDataURI
     `{bulk_data_uri}bulk/{tag}[/{item number}/{tag}...]` (Orthanc's DICOMweb plugin's form)."""
     kept = Dataset()
+    pixels: dict[str, Any] = {}
     for element in dataset:
         if element.tag not in PIXEL_TAGS:
             kept.add(element)
+        elif bulk_data_uri is not None and _native(dataset):
+            # Native pixel data as bulk data (viewers load segmentations this way); the
+            # frames of encapsulated pixel data are in /frames only.
+            key = format_tag(element.tag)
+            vr = element.VR
+            if element.tag == 0x7FE00010:  # OB or OW: files read without pixels do not say
+                vr = "OB" if _int(dataset.get("BitsAllocated"), 16) <= 8 else "OW"
+            pixels[key] = {"vr": vr, "BulkDataURI": f"{bulk_data_uri}bulk/{key}"}
     result = kept.to_json_dict(
         bulk_data_threshold=bulk_data_threshold,
         bulk_data_element_handler=lambda _element: _OMITTED,
         suppress_invalid_tags=True,
     )
-    return _cleaned(result, None if bulk_data_uri is None else bulk_data_uri + "bulk/")
+    out = _cleaned(result, None if bulk_data_uri is None else bulk_data_uri + "bulk/")
+    if not pixels:
+        return out
+    return dict(sorted({**out, **pixels}.items()))
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _native(dataset: Dataset) -> bool:
+    """Whether the pixel data is native (not encapsulated) in the file's transfer syntax."""
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    return syntax is None or not UID(str(syntax)).is_encapsulated
 
 
 def _cleaned(node: dict[str, Any], bulk_path: str | None) -> dict[str, Any]:
@@ -63,6 +92,9 @@ def _cleaned(node: dict[str, Any], bulk_path: str | None) -> dict[str, Any]:
             if bulk_path is None:
                 continue
             attribute = {"vr": attribute["vr"], "BulkDataURI": bulk_path + key}
+        elif attribute.get("Value") == []:
+            # An empty sequence (pydicom says "Value": []): PS3.18 F.2.5 wants no Value.
+            attribute = {"vr": attribute["vr"]}
         elif attribute.get("vr") == "SQ" and "Value" in attribute:
             items = attribute["Value"]
             attribute = {

@@ -94,7 +94,8 @@ class SearchIndex(Protocol):
         self, level: Level, pks: list[int], wanted: frozenset[int]
     ) -> dict[int, dict[int, str]]:
         """The computed tags among `wanted` (counts of children, ModalitiesInStudy,
-        SOPClassesInStudy) that exist at `level`."""
+        SOPClassesInStudy, and an instance's SOPClassUID from its column) that exist at
+        `level`."""
         ...
 
     def one_instance(self, refs: list[ResourceRef]) -> dict[int, ResourceRef]:

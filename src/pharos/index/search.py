@@ -31,7 +31,7 @@ from pharos.dicom.computed import (
     MODALITIES_IN_STUDY,
     SOP_CLASSES_IN_STUDY,
 )
-from pharos.dicom.maintags import MAIN_TAGS
+from pharos.dicom.maintags import MAIN_TAGS, SOP_CLASS_UID
 from pharos.dicom.matching import fold
 from pharos.index.base import ResourceRef
 from pharos.index.base_search import FindQuery, LevelTags, MainTagsUpdate
@@ -146,6 +146,15 @@ class SearchMixin:
                 _sets(conn, result, pks, MODALITIES_IN_STUDY, series.c.modality, 1)
             if level is Level.STUDY and SOP_CLASSES_IN_STUDY in wanted:
                 _sets(conn, result, pks, SOP_CLASSES_IN_STUDY, instances.c.sop_class_uid, 2)
+            if level is Level.INSTANCE and SOP_CLASS_UID in wanted:
+                # One query for all, not one per instance (DICOMweb answers carry it).
+                column = instances.c.sop_class_uid
+                for chunk in _chunks(pks):
+                    for pk, uid in conn.execute(
+                        select(instances.c.pk, column).where(instances.c.pk.in_(chunk))
+                    ):
+                        if uid is not None:
+                            result[pk][SOP_CLASS_UID] = uid
             if level is Level.INSTANCE and INSTANCE_AVAILABILITY in wanted:
                 for values in result.values():
                     values[INSTANCE_AVAILABILITY] = "ONLINE"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -119,8 +120,8 @@ class DicomWebFrames:
             if position + 1 == len(path):
                 if element.VR not in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
                     raise _missing(path)
-                value = element.value
-                return bytes(value) if value is not None else b""
+                value = bytes(element.value) if element.value is not None else b""
+                return _little_endian(value, element.VR, dataset)
             if element.VR != "SQ":
                 raise _missing(path)
             item = path[position + 1]
@@ -128,6 +129,22 @@ class DicomWebFrames:
                 raise _missing(path)
             node = element.value[int(item) - 1]
         raise _missing(path)
+
+
+# Bytes per word of the binary VRs whose words a big endian file stores swapped.
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _little_endian(value: bytes, vr: str, dataset: Dataset) -> bytes:
+    """A binary value in little endian, as bulk data is served (PS3.18 8.7.3.2: the default
+    Explicit VR Little Endian), from a file in Explicit VR Big Endian too."""
+    size = _WORD_SIZES.get(vr)
+    _implicit, little = dataset.original_encoding
+    if size is None or little is not False or len(value) < size:
+        return value
+    whole = len(value) - len(value) % size
+    words = np.frombuffer(value, dtype=f">u{size}", count=whole // size)
+    return words.astype(f"<u{size}").tobytes() + value[whole:]
 
 
 def _transcoded(dataset: Dataset, target: str) -> Dataset:

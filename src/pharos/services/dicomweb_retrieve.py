@@ -20,6 +20,8 @@ import logging
 
 import pydicom
 from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pharos.dicom.dicom_json import dataset_to_dicom_json
 from pharos.dicom.transcode import transcode
@@ -38,9 +40,9 @@ log = logging.getLogger(__name__)
 # Internal attachment (below Orthanc's user range, not listed by /attachments), next to the
 # thumbnails' 900.
 METADATA_CONTENT_TYPE = 901
-# The first line of a cached metadata file: caches written by earlier releases (without
-# BulkDataURIs) are built again.
-_CACHE_VERSION = b"v2:"
+# The first line of a cached metadata file: caches written by earlier releases (v1 without
+# BulkDataURIs, v2 with "Value": [] for empty sequences) are built again.
+_CACHE_VERSION = b"v3:"
 _UID_CHARACTERS = frozenset("0123456789.")
 _TRANSFER_SYNTAX_METADATA = BUILTIN_METADATA["TransferSyntax"]
 
@@ -124,15 +126,14 @@ class DicomWebRetrieve:
         """The stored file, or (with `transfer_syntax`) the file in that syntax; raises
         TranscodingError if it cannot be converted."""
         data = self._files.read_dicom(ref)
-        if transfer_syntax is None:
+        part10 = data[128:132] == b"DICM"
+        if transfer_syntax is None and part10:
             return data
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-        if str(dataset.file_meta.get("TransferSyntaxUID", "")) == transfer_syntax:
-            return data
-        converted = transcode(dataset, transfer_syntax)
-        out = io.BytesIO()
-        converted.save_as(out, enforce_file_format=True)
-        return out.getvalue()
+        stored = _ensure_file_meta(dataset)
+        if transfer_syntax is None or stored == transfer_syntax:
+            return data if part10 else _part10(dataset)
+        return _part10(transcode(dataset, transfer_syntax))
 
     def metadata(self, uids: tuple[str, ...], base_url: str) -> bytes:
         """The JSON array of the DICOM JSON objects of the instances named by `uids`: an
@@ -220,6 +221,35 @@ class DicomWebRetrieve:
 
 def _tag(tags: dict[int, LevelTags], ref: ResourceRef, level: Level, tag: int) -> str | None:
     return tags.get(ref.pk, {}).get(level, {}).get(tag)
+
+
+def _ensure_file_meta(dataset: Dataset) -> str:
+    """The transfer syntax of a dataset read from a stored file; a file stored without
+    preamble and file meta (as POST /instances and STOW-RS take them) is given its file meta
+    (DICOMweb sends PS3.10 files, PS3.18 8.7.3.5.2), from the encoding it was read in."""
+    syntax = str(dataset.file_meta.get("TransferSyntaxUID", ""))
+    if syntax:
+        return syntax
+    implicit, little = dataset.original_encoding
+    uid = (
+        ImplicitVRLittleEndian
+        if implicit
+        else ExplicitVRLittleEndian
+        if little is not False
+        else ExplicitVRBigEndian
+    )
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = uid
+    meta.MediaStorageSOPClassUID = dataset.get("SOPClassUID", "")
+    meta.MediaStorageSOPInstanceUID = dataset.get("SOPInstanceUID", "")
+    dataset.file_meta = meta
+    return str(uid)
+
+
+def _part10(dataset: Dataset) -> bytes:
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 def instance_path(dataset: Dataset) -> str:

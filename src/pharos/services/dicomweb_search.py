@@ -40,7 +40,6 @@ STUDY_UID = 0x0020000D
 SERIES_UID = 0x0020000E
 SOP_UID = 0x00080018
 RETRIEVE_URL = 0x00081190
-_SOP_CLASS_METADATA = 10  # Orthanc's MetadataType_Instance_SopClassUid
 
 # PS3.18 Table 6.7.1-2 (study), -2a (series), -2b (instance): the default return attributes
 # Pharos indexes (TimezoneOffsetFromUTC, PerformedProcedureStep*, Rows, Columns and
@@ -169,6 +168,8 @@ class DicomWebSearch:
                 computed.add(tag)
             elif place == "file" and tag not in (SOP_CLASS_UID, RETRIEVE_URL):
                 from_files.append(tag)
+        if level is Level.INSTANCE:
+            computed.add(SOP_CLASS_UID)  # a default attribute, kept in an index column
         pks = [ref.pk for ref in refs]
         indexed = self._index.tag_values(level, pks)
         counts = self._index.computed_tags(level, pks, frozenset(computed))
@@ -196,8 +197,7 @@ class DicomWebSearch:
             if availability:
                 extras[INSTANCE_AVAILABILITY] = "ONLINE"
             if level is Level.INSTANCE:
-                sop_class = self._index.metadata_value(ref, _SOP_CLASS_METADATA)
-                extras[SOP_CLASS_UID] = sop_class.value if sop_class is not None else None
+                extras.setdefault(SOP_CLASS_UID, None)
             answer.update(dicom_json.attributes(extras))
             answer.update(files.get(ref.pk, {}))
             answer[dicom_json.format_tag(RETRIEVE_URL)] = {

@@ -23,6 +23,16 @@ class DicomWebServer:
     frames: DicomWebFrames  # WADO-RS /frames and /bulk
     wado_root: str | None = "/wado"  # DicomWeb.WadoRoot normalized; None: EnableWado false
     cors: CorsPolicy | None = None  # DicomWeb.Cors; None: no CORS headers
+    public_host: str = ""  # DicomWeb.Host: host[:port] of answers' URLs; "": the request's
+    ssl: bool = False  # DicomWeb.Ssl: answers' URLs use https
+
+
+def normalize_host(host: str) -> str:
+    """DicomWeb.Host as host[:port] (a scheme or path given by mistake is an error)."""
+    stripped = host.strip()
+    if any(c in stripped for c in "/?#@ "):
+        raise ValueError(f"DicomWeb.Host must be a host name, optionally :port, not {host!r}")
+    return stripped
 
 
 def normalize_root(root: str, option: str = "Root", example: str = "/dicom-web/") -> str:

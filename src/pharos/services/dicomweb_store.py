@@ -69,9 +69,7 @@ class DicomWebStore:
         """Store one DICOM part (the `position`-th) and record the result in `outcome`
         (thread-safe: list appends and set adds)."""
         try:
-            header = pydicom.dcmread(
-                io.BytesIO(data), stop_before_pixels=True, specific_tags=list(_UIDS)
-            )
+            header = _read_uids(data)
             sop_class = str(header.get("SOPClassUID", ""))
             sop_instance = str(header.get("SOPInstanceUID", ""))
             study = str(header.get("StudyInstanceUID", ""))
@@ -125,6 +123,27 @@ class DicomWebStore:
     def unsupported_part(self, outcome: StowOutcome, position: int, content_type: str) -> None:
         failure = _failed("", "", CANNOT_UNDERSTAND, f"Unsupported part type {content_type!r}")
         outcome.failed.append((position, failure))
+
+
+def _read_uids(data: bytes) -> pydicom.Dataset:
+    """The UIDs of a part. A dataset without preamble and file meta (a raw implicit VR
+    little endian dataset) is read too, as the REST API's store path reads it; without a
+    SOPInstanceUID it is not DICOM."""
+    try:
+        header = pydicom.dcmread(
+            io.BytesIO(data), stop_before_pixels=True, specific_tags=list(_UIDS)
+        )
+    except InvalidDicomError as exc:
+        try:
+            header = pydicom.dcmread(
+                io.BytesIO(data), stop_before_pixels=True, specific_tags=list(_UIDS), force=True
+            )
+            found = "SOPInstanceUID" in header and bool(header.SOPInstanceUID)
+        except Exception:  # anything pydicom trips over in bytes that are not DICOM
+            found = False
+        if not found:
+            raise exc
+    return header
 
 
 def _failed(sop_class: str, sop_instance: str, reason: int, details: str) -> dict[str, Any]:

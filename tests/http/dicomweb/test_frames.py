@@ -5,6 +5,7 @@ in metadata (PS3.18 F.2.2) and their retrieval, XML answers (PS3.19 A.1), and th
 from __future__ import annotations
 
 import io
+import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.uid import JPEGLSLossless, RLELossless
+from pydicom.uid import ExplicitVRBigEndian, JPEGLSLossless, RLELossless
 from requests import HTTPError
 
 from pharos.dicom.transcode import transcode
@@ -148,13 +149,37 @@ def test_metadata_gives_bulk_data_uris_that_resolve(site: Site) -> None:
         "BulkDataURI": uri.replace(site.server.url, "http://127.0.0.1"),
     }
     assert metadata["00091010"]["InlineBinary"]  # small values stay inline
-    assert "7FE00010" not in metadata  # pixel data: the frames
+    # Native pixel data: bulk data too, the same bytes as the frame.
+    pixels = site.client.retrieve_bulkdata(metadata["7FE00010"]["BulkDataURI"])
+    assert pixels == site.client.retrieve_instance_frames(STUDY, SERIES, BULK, [1])
+    rle = site.api.get(f"{BASE}/{RLE}/metadata").json()[0]
+    assert "7FE00010" not in rle  # encapsulated: its frames only
     # The series metadata, cached, answers the same URIs.
     series = site.api.get(f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata").json()
     again = site.api.get(f"/dicom-web/studies/{STUDY}/series/{SERIES}/metadata").json()
     assert series == again
     (bulk,) = [item for item in series if item["00080018"]["Value"] == [BULK]]
     assert bulk["60003000"]["BulkDataURI"] == uri
+
+
+def test_bulk_data_of_a_big_endian_file_is_little_endian(site: Site) -> None:
+    # PS3.18 8.7.3.2: bulk data comes in Explicit VR Little Endian, whatever the file's.
+    sop_uid = STUDY + ".1.9"
+    ds = make_dataset(study_uid=STUDY, series_uid=SERIES, sop_uid=sop_uid, instance_number=9)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    words = list(range(1024))
+    ds.add_new(0x60000010, "US", 128)
+    ds.add_new(0x60000011, "US", 128)
+    ds.add_new(0x60003000, "OW", struct.pack(">1024H", *words))  # as the file holds them
+    ds.add_new(0x00091000, "LO", "SMALL")
+    ds.add_new(0x00091012, "OB", bytes(range(256)) * 8)  # bytes: nothing to swap
+    site.upload(to_bytes(ds))
+    path = f"{BASE}/{sop_uid}/bulk"
+    octet = {"Accept": "application/octet-stream"}
+    overlay = site.api.get(f"{path}/60003000", headers=octet)
+    assert overlay.status_code == 200
+    assert overlay.content == struct.pack("<1024H", *words)
+    assert site.api.get(f"{path}/00091012", headers=octet).content == bytes(range(256)) * 8
 
 
 def test_bulk_data_single_part_and_errors(site: Site) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pharos.config import load_config
+from tests.dicomgen import make_dicom
 
 
 @pytest.fixture
@@ -34,10 +35,32 @@ def test_bad_root_stops_the_start_up(server_factory: Any) -> None:
 
 def test_plugin_options_pharos_lacks_are_reported_as_such(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"DicomWeb": {"Root": "/dw/", "Ssl": True, "Bogus": 1}}))
+    path.write_text(json.dumps({"DicomWeb": {"Root": "/dw/", "StowMaxSize": 10, "Bogus": 1}}))
     config = load_config([path])
     assert config.section("DicomWeb").get_str("Root") == "/dw/"
     assert config.section("DicomWeb").get_bool("Enable")
-    (ssl, bogus) = config.warnings
-    assert "DicomWeb.Ssl" in ssl and "not supported by Pharos yet" in ssl
+    (stow, bogus) = config.warnings
+    assert "DicomWeb.StowMaxSize" in stow and "not supported by Pharos yet" in stow
     assert "Unknown option" in bogus and "DicomWeb.Bogus" in bogus
+
+
+def test_host_and_ssl_fix_the_urls_of_answers(api_factory: Any) -> None:
+    # For clients whose Host header lacks the port (dicomweb-client sends "localhost") and
+    # for reverse proxies: the RetrieveURLs and BulkDataURIs use DicomWeb.Host and Ssl.
+    api = api_factory(DicomWeb={"Host": "pacs.example.org:8443", "Ssl": True})
+    assert api.post("/instances", content=make_dicom(study_uid="1.2.3")).is_success
+    (study,) = api.get("/dicom-web/studies", headers={"Host": "localhost"}).json()
+    url = "https://pacs.example.org:8443/dicom-web/studies/1.2.3"
+    assert study["00081190"]["Value"] == [url]
+
+
+def test_urls_of_answers_follow_the_request_by_default(api_factory: Any) -> None:
+    api = api_factory()
+    assert api.post("/instances", content=make_dicom(study_uid="1.2.3")).is_success
+    (study,) = api.get("/dicom-web/studies", headers={"Host": "viewer.test:81"}).json()
+    assert study["00081190"]["Value"] == ["http://viewer.test:81/dicom-web/studies/1.2.3"]
+
+
+def test_bad_host_stops_the_start_up(server_factory: Any) -> None:
+    with pytest.raises(RuntimeError, match=r"DicomWeb\.Host"):
+        server_factory({"DicomWeb": {"Host": "https://pacs.example.org/"}})

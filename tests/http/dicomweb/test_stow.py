@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import pydicom
 import pytest
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import generate_uid
 
-from tests.dicomgen import make_dicom
+from tests.dicomgen import make_dataset, make_dicom
 from tests.http.dicomweb.conftest import Site, shared_site
 
 BOUNDARY = "pharos-test-boundary"
@@ -93,6 +95,25 @@ def test_some_parts_failing_is_202_and_stores_the_others(site: Site) -> None:
     failed = answer["00081198"]["Value"]
     assert [item["00081197"]["Value"] for item in failed] == [[0xC000], [0xC000]]
     assert count_instances(site) == before + 1
+
+
+def test_a_dataset_without_file_meta_is_stored_as_by_the_rest_api(site: Site) -> None:
+    # No preamble, no "DICM", no file meta: implicit VR little endian, as POST /instances
+    # takes it (the corpus has such files).
+    ds = make_dataset(patient_id="RAW")
+    raw = DicomBytesIO()
+    raw.is_implicit_VR, raw.is_little_endian = True, True
+    write_dataset(raw, ds)
+    data = raw.getvalue()
+    assert data[128:132] != b"DICM" and not data.startswith(b"\x02\x00")
+    response = site.api.post(
+        "/dicom-web/studies",
+        content=body(("application/dicom", data)),
+        headers={"Content-Type": CONTENT_TYPE},
+    )
+    assert response.status_code == 200, response.text
+    (stored,) = response.json()["00081199"]["Value"]
+    assert stored["00081155"]["Value"] == [ds.SOPInstanceUID]
 
 
 def test_nothing_stored_is_409(site: Site) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 import pydicom
 import pytest
 from PIL import Image
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import ImplicitVRLittleEndian, RLELossless
 
 from pharos.model.ids import ResourceIds
-from tests.dicomgen import make_dicom
+from tests.dicomgen import make_dataset, make_dicom
 from tests.http.dicomweb.conftest import Site, shared_site
 
 STUDY = "1.2.826.2.1"
@@ -123,7 +125,9 @@ def test_metadata_follows_the_json_model(site: Site) -> None:
     assert metadata["00280010"] == {"vr": "US", "Value": [16]}  # Rows: a number
     assert metadata["00200013"] == {"vr": "IS", "Value": [1]}  # IS: a number
     assert metadata["00280030"] == {"vr": "DS", "Value": [0.5, 0.5]}  # DS: numbers
-    assert "7FE00010" not in metadata  # no Pixel Data (its frames are at /frames)
+    pixels = metadata.pop("7FE00010")  # native Pixel Data: bulk data (as Orthanc's plugin)
+    assert set(pixels) == {"vr", "BulkDataURI"}
+    assert pixels["BulkDataURI"].endswith(f"/instances/{STUDY}.1/bulk/7FE00010")
     assert list(metadata) == sorted(metadata)
     for node in metadata.values():
         assert set(node) <= {"vr", "Value", "InlineBinary", "BulkDataURI"}
@@ -247,3 +251,28 @@ def test_rendering_a_frame_the_instance_lacks(site: Site) -> None:
     response = site.api.get(f"{base}/frames/2/rendered")
     assert response.status_code == 400, response.text
     assert "no frame 2" in response.json()["Details"]
+
+
+def test_a_file_stored_without_file_meta_is_sent_as_a_part10_file(site: Site) -> None:
+    # POST /instances keeps a bare dataset (no preamble, no file meta) as received; DICOMweb
+    # sends PS3.10 files, so the retrieved one gets its file meta (Implicit VR here).
+    study, series, sop = "1.2.826.2.9", "1.2.826.2.9.1", "1.2.826.2.9.1.1"
+    ds = make_dataset(study_uid=study, series_uid=series, sop_uid=sop)
+    raw = DicomBytesIO()
+    raw.is_implicit_VR, raw.is_little_endian = True, True
+    write_dataset(raw, ds)
+    site.upload(raw.getvalue())
+    retrieved = site.client.retrieve_instance(study, series, sop)
+    assert retrieved.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert retrieved.file_meta.MediaStorageSOPInstanceUID == sop
+    assert retrieved.PatientName == ds.PatientName
+    explicit = site.client.retrieve_instance(
+        study, series, sop, media_types=(("application/dicom", "1.2.840.10008.1.2.1"),)
+    )
+    assert explicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    wado = site.api.get(
+        "/wado",
+        params={"requestType": "WADO", "studyUID": study, "seriesUID": series,
+                "objectUID": sop, "contentType": "application/dicom"},
+    )  # fmt: skip
+    assert wado.status_code == 200 and wado.content[128:132] == b"DICM"

@@ -12,15 +12,23 @@ from starlette.responses import Response
 from pharos.dicom.dicom_xml import dicom_xml
 from pharos.http.dicomweb.multipart import closing, media_ranges, part_header
 from pharos.model.errors import ErrorCode, PharosError
+from pharos.services.dicomweb_server import DicomWebServer
 
 DICOM_JSON = "application/dicom+json"
 DICOM_XML = "application/dicom+xml"
 _JSON_TYPES = frozenset({DICOM_JSON, "application/json", "*/*", "application/*"})
 
 
-def base_url(request: Request, root: str) -> str:
-    """The absolute URL of the DICOMweb root, ending with a slash (for RetrieveURL)."""
-    return str(request.base_url).rstrip("/") + root + "/"
+def base_url(request: Request, server: DicomWebServer) -> str:
+    """The absolute URL of the DICOMweb root, ending with a slash (for RetrieveURL and
+    BulkDataURI): the request's, or the host and scheme of DicomWeb.Host and Ssl (for clients
+    that send a Host header without the port, or reverse proxies that rewrite it)."""
+    url = request.base_url
+    if server.public_host:
+        url = url.replace(netloc=server.public_host)
+    if server.ssl:
+        url = url.replace(scheme="https")
+    return str(url).rstrip("/") + server.root + "/"
 
 
 def wants_xml(request: Request) -> bool:

@@ -23,7 +23,7 @@ def router(server: DicomWebServer) -> APIRouter:
     def search(request: Request, level: Level, scope: dict[int, str]) -> Response:
         xml = wants_xml(request)
         answers = server.search.search(
-            level, request.query_params.multi_items(), scope, base_url(request, server.root)
+            level, request.query_params.multi_items(), scope, base_url(request, server)
         )
         return dicom_xml_response(answers) if xml else dicom_json_response(answers)
 

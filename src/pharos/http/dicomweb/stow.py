@@ -25,7 +25,7 @@ def router(server: DicomWebServer) -> APIRouter:
 
     async def stow(request: Request, study: str | None) -> Response:
         boundary = _boundary(request.headers.get("content-type", ""))
-        outcome = StowOutcome(base_url(request, server.root), study)
+        outcome = StowOutcome(base_url(request, server), study)
         reception = reception_of(request)
         count = 0
         # Parts are stored while the next ones arrive, a few at a time (each store waits

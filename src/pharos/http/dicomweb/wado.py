@@ -70,7 +70,7 @@ def router(server: DicomWebServer) -> APIRouter:
 
     def metadata(request: Request, uids: tuple[str, ...]) -> Response:
         xml = wants_xml(request)
-        body = retrieve.metadata(uids, base_url(request, server.root))
+        body = retrieve.metadata(uids, base_url(request, server))
         if xml:
             return dicom_xml_response(json.loads(body))
         return Response(body, media_type=DICOM_JSON)
