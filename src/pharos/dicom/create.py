@@ -292,10 +292,11 @@ def _element(
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise bad_request(f"Tag {name} has VR {vr}: its binary value must be UTF-8") from None
-    return DataElement(tag, vr, _typed(text, vr, name))
+    return DataElement(tag, vr, typed_value(text, vr, name))
 
 
-def _typed(text: str, vr: str, name: str) -> Any:
+def typed_value(text: str, vr: str, name: str) -> Any:
+    """The value of a tag given as text (numbers and tags of numeric VRs parsed); 400 if bad."""
     if vr not in _INTEGER_VRS and vr not in _FLOAT_VRS and vr != "AT":
         return text
     parts = [part.strip() for part in text.split("\\") if part.strip()]

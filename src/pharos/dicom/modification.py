@@ -24,6 +24,7 @@ from pydicom.uid import generate_uid
 from pharos import __version__
 from pharos.dicom import anonymization as profile
 from pharos.dicom.anonymization import Action
+from pharos.dicom.create import typed_value
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 
@@ -43,8 +44,6 @@ _LEVEL_UIDS = ((Level.STUDY, STUDY_UID), (Level.SERIES, SERIES_UID), (Level.INST
 _HEX_TAG = re.compile(r"^\(?([0-9A-Fa-f]{4})[,-]?([0-9A-Fa-f]{4})\)?$")
 _PATH_STEP = re.compile(r"^(.+?)\[(\*|[0-9]+)\]$")
 _MAX_DEPTH = 64
-_INTEGER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV"})
-_FLOAT_VRS = frozenset({"FL", "FD"})
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
 
@@ -303,25 +302,7 @@ def element_of(tag: BaseTag, value: Any, creator: str, ds: Dataset, depth: int =
     if vr in _BINARY_VRS:
         payload = text.encode("utf-8")
         return DataElement(tag, vr, payload + b"\0" * (len(payload) % 2))
-    return DataElement(tag, vr, _typed(text, vr, name))
-
-
-def _typed(text: str, vr: str, name: str) -> Any:
-    if vr not in _INTEGER_VRS and vr not in _FLOAT_VRS and vr != "AT":
-        return text
-    parts = [part.strip() for part in text.split("\\") if part.strip()]
-    try:
-        if vr in _INTEGER_VRS:
-            values: list[Any] = [int(part) for part in parts]
-        elif vr in _FLOAT_VRS:
-            values = [float(part) for part in parts]
-        else:
-            values = [parse_tag(part) for part in parts]
-    except (ValueError, PharosError):
-        raise bad_request(f"Tag {name} has VR {vr}: {text!r} is not a valid value") from None
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
+    return DataElement(tag, vr, typed_value(text, vr, name))
 
 
 def _reserve_block(ds: Dataset, tag: BaseTag, creator: str) -> None:
