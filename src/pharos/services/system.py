@@ -38,7 +38,7 @@ class SystemInfo:
             "DatabaseVersion": ORTHANC_DATABASE_VERSION,
             "DatabaseBackendPlugin": self.database_backend,
             "StorageAreaPlugin": self.storage_backend,
-            "PluginsEnabled": False,
+            "PluginsEnabled": True,  # Python plugins and Lua (pharos.plugins)
             "IsHttpServerSecure": not (
                 self.remote_access_allowed and not self.authentication_enabled
             ),
