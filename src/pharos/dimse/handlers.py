@@ -29,12 +29,13 @@ from pharos.index.base import Reception
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.plugins.types import ORIGIN_DICOM, origin_dict
 from pharos.services.dicom_access import DicomAccess
-from pharos.services.dicom_query import DicomQueryService, IdentifierError
+from pharos.services.dicom_query import DicomQueryService, FindAnswers, IdentifierError
 from pharos.services.dicom_retrieve import RetrieveService, StoredInstance
 from pharos.services.modalities import DicomRequest, Modality
 from pharos.services.store import StoreService
-from pharos.services.worklists import WorklistService
+from pharos.services.worklists import WorklistAnswers, WorklistService
 
+Found = FindAnswers | WorklistAnswers  # what a C-FIND answers: answers, and complete
 log = logging.getLogger(__name__)
 
 # DIMSE statuses (PS3.4 and PS3.7 annex C)
@@ -166,29 +167,61 @@ class ScpHandlers:
 
     def on_find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         if str(event.context.abstract_syntax) == MODALITY_WORKLIST_FIND:
-            yield from self._on_worklist_find(event)
-            return
-        if self._refused(event, DicomRequest.FIND):
+            yield from self._answer_find(event, DicomRequest.FIND_WORKLIST, self._worklist_find)
+        else:
+            yield from self._answer_find(event, DicomRequest.FIND, self._find)
+
+    def _find(self, event: Event, peer: Peer) -> tuple[Found, str]:
+        origin = origin_dict(ORIGIN_DICOM, peer.address, peer.aet, peer.called_aet)
+        identifier = self._query.filtered(self._identifier(event), origin)
+        with self._slots:
+            found = self._query.find(identifier)
+        return found, f"C-FIND from {peer} at level {identifier.level}: {found.count} answers"
+
+    def _worklist_find(self, event: Event, peer: Peer) -> tuple[Found, str]:
+        """A C-FIND on the Modality Worklist model (only accepted when worklists are on)."""
+        worklists = self._worklists
+        if worklists is None:
+            raise PharosError(ErrorCode.BAD_REQUEST, "Worklists are not enabled")
+        try:
+            dataset = event.identifier
+        except Exception as exc:
+            raise IdentifierError(f"Undecodable identifier: {exc}") from None
+        origin = origin_dict(ORIGIN_DICOM, peer.address, peer.aet, peer.called_aet)
+        query = worklists.filtered(worklists.parse(dataset), origin)
+        with self._slots:
+            found = worklists.find(query, peer.aet)
+        return found, f"Worklist C-FIND from {peer}: {len(found.answers)} answers"
+
+    def _answer_find(
+        self,
+        event: Event,
+        request: DicomRequest,
+        search: Callable[[Event, Peer], tuple[Found, str]],
+    ) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+        """The statuses of a C-FIND: the search's answers as pending, then success, or
+        cancel when a limit cut them (as Orthanc: matching terminated)."""
+        if self._refused(event, request):
             return
         peer = Peer.of(event.assoc)
+        worklist = request is DicomRequest.FIND_WORKLIST
+        kind = "Worklist C-FIND" if worklist else "C-FIND"
+        limit = "LimitAnswers" if worklist else "LimitFindResults/LimitFindInstances"
         try:
-            origin = origin_dict(ORIGIN_DICOM, peer.address, peer.aet, peer.called_aet)
-            identifier = self._query.filtered(self._identifier(event), origin)
-            with self._slots:
-                found = self._query.find(identifier)
+            found, summary = search(event, peer)
         except IdentifierError as exc:
-            log.warning("C-FIND from %s refused: %s", peer, exc)
+            log.warning("%s from %s refused: %s", kind, peer, exc)
             yield status(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
             return
         except PharosError as exc:
-            log.warning("C-FIND from %s failed: %s", peer, exc)
+            log.warning("%s from %s failed: %s", kind, peer, exc)
             yield status(UNABLE_TO_PROCESS, str(exc)), None
             return
         except Exception as exc:
-            log.exception("C-FIND from %s failed", peer)
+            log.exception("%s from %s failed", kind, peer)
             yield status(UNABLE_TO_PROCESS, f"{type(exc).__name__}: {exc}"), None
             return
-        log.info("C-FIND from %s at level %s: %d answers", peer, identifier.level, found.count)
+        log.info("%s", summary)
         try:
             for answer in found.answers:
                 if event.is_cancelled:
@@ -196,55 +229,12 @@ class ScpHandlers:
                     return
                 yield PENDING, answer
         except Exception as exc:
-            log.exception("C-FIND from %s failed while answering", peer)
+            log.exception("%s from %s failed while answering", kind, peer)
             yield status(UNABLE_TO_PROCESS, f"{type(exc).__name__}: {exc}"), None
             return
         if not found.complete:
-            log.warning(
-                "C-FIND from %s: more answers than LimitFindResults/LimitFindInstances", peer
-            )
-            yield CANCEL, None  # as Orthanc: matching terminated
-            return
-        yield SUCCESS, None
-
-    def _on_worklist_find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
-        """A C-FIND on the Modality Worklist model (only accepted when worklists are on)."""
-        worklists = self._worklists
-        if self._refused(event, DicomRequest.FIND_WORKLIST):
-            return
-        peer = Peer.of(event.assoc)
-        try:
-            if worklists is None:
-                raise PharosError(ErrorCode.BAD_REQUEST, "Worklists are not enabled")
-            try:
-                dataset = event.identifier
-            except Exception as exc:
-                raise IdentifierError(f"Undecodable identifier: {exc}") from None
-            origin = origin_dict(ORIGIN_DICOM, peer.address, peer.aet, peer.called_aet)
-            query = worklists.filtered(worklists.parse(dataset), origin)
-            with self._slots:
-                found = worklists.find(query, peer.aet)
-        except IdentifierError as exc:
-            log.warning("Worklist C-FIND from %s refused: %s", peer, exc)
-            yield status(IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
-            return
-        except PharosError as exc:
-            log.warning("Worklist C-FIND from %s failed: %s", peer, exc)
-            yield status(UNABLE_TO_PROCESS, str(exc)), None
-            return
-        except Exception as exc:
-            log.exception("Worklist C-FIND from %s failed", peer)
-            yield status(UNABLE_TO_PROCESS, f"{type(exc).__name__}: {exc}"), None
-            return
-        log.info("Worklist C-FIND from %s: %d answers", peer, len(found.answers))
-        for answer in found.answers:
-            if event.is_cancelled:
-                yield CANCEL, None
-                return
-            yield PENDING, answer
-        if not found.complete:
-            log.warning("Worklist C-FIND from %s: more answers than LimitAnswers", peer)
-            yield CANCEL, None  # as Orthanc: matching terminated
+            log.warning("%s from %s: more answers than %s", kind, peer, limit)
+            yield CANCEL, None
             return
         yield SUCCESS, None
 
