@@ -30,7 +30,6 @@ from pharos.services.web_services import (
     WebService,
     WebServiceRegistry,
     check_answer,
-    format_public,
 )
 
 log = logging.getLogger(__name__)
@@ -152,12 +151,6 @@ class DicomWebClient:
         self._store = store
 
     # -- the registry -----------------------------------------------------------------------
-
-    def names(self) -> list[str]:
-        return [server.name for server in self.registry.snapshot()]
-
-    def configurations(self) -> dict[str, dict[str, Any]]:
-        return {server.name: format_public(server) for server in self.registry.snapshot()}
 
     def operations(self, name: str) -> list[str]:
         """GET /dicom-web/servers/{name}: the routes below it."""

@@ -98,15 +98,6 @@ class PeerService:
 
     # -- the registry -----------------------------------------------------------------------
 
-    def names(self) -> list[str]:
-        return [peer.name for peer in self.registry.snapshot()]
-
-    def configurations(self) -> dict[str, dict[str, Any]]:
-        return {peer.name: format_public(peer) for peer in self.registry.snapshot()}
-
-    def configuration(self, name: str) -> dict[str, Any]:
-        return format_public(self.registry.require(name))
-
     # -- talking to a peer ------------------------------------------------------------------
 
     def system(self, name: str) -> Any:

@@ -241,6 +241,16 @@ class WebServiceRegistry:
         with self._lock:
             return self._configured.get(name)
 
+    def names(self) -> list[str]:
+        return [service.name for service in self.snapshot()]
+
+    def configurations(self) -> dict[str, dict[str, Any]]:
+        """`?expand` of the listing: each service as Orthanc shows it (no passwords)."""
+        return {service.name: format_public(service) for service in self.snapshot()}
+
+    def configuration(self, name: str) -> dict[str, Any]:
+        return format_public(self.require(name))
+
     def require(self, name: str) -> WebService:
         service = self.get(name)
         if service is None:

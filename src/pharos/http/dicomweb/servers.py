@@ -23,8 +23,8 @@ def router(client: DicomWebClient, client_jobs: DicomWebClientJobs, jobs: JobsEn
     @api.get("/servers", summary="List the remote DICOMweb servers (?expand: their parameters)")
     def list_servers(request: Request) -> JsonResponse:
         if flag(request, "expand"):
-            return JsonResponse(client.configurations())
-        return JsonResponse(client.names())
+            return JsonResponse(client.registry.configurations())
+        return JsonResponse(client.registry.names())
 
     @api.get("/servers/{name}", summary="List the operations on a remote DICOMweb server")
     def operations(name: str) -> JsonResponse:

@@ -22,8 +22,8 @@ def router(peers: PeerService, peer_jobs: PeerJobs, jobs: JobsEngine) -> APIRout
     @api.get("/peers", summary="List the Orthanc peers (?expand: their parameters)")
     def list_peers(request: Request) -> JsonResponse:
         if flag(request, "expand"):
-            return JsonResponse(peers.configurations())
-        return JsonResponse(peers.names())
+            return JsonResponse(peers.registry.configurations())
+        return JsonResponse(peers.registry.names())
 
     @api.get("/peers/{id}", summary="List the operations on a peer")
     def operations(id: str) -> JsonResponse:
@@ -32,7 +32,7 @@ def router(peers: PeerService, peer_jobs: PeerJobs, jobs: JobsEngine) -> APIRout
 
     @api.get("/peers/{id}/configuration", summary="The parameters of a peer (no secrets)")
     def configuration(id: str) -> JsonResponse:
-        return JsonResponse(peers.configuration(id))
+        return JsonResponse(peers.registry.configuration(id))
 
     @api.put(
         "/peers/{id}",
