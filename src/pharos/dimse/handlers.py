@@ -14,14 +14,17 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from io import BytesIO
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext
 
+from pharos.dicom.file_meta import file_meta_header
 from pharos.dicom.query import Identifier
 from pharos.dimse.options import DicomServerOptions
 from pharos.dimse.scu_contexts import CannotSend, prepare, storage_contexts
@@ -87,6 +90,23 @@ def set_no_delay(event: Event) -> None:
             sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _received_file(event: Event) -> bytes:
+    """The file of a C-STORE request: a file meta group built for it, then the data set as
+    received (pynetdicom's `encoded_dataset()` builds the same group through pydicom, ten
+    times as slowly)."""
+    request = cast(C_STORE, event.request)
+    acceptor = event.assoc.acceptor
+    header = file_meta_header(
+        str(request.AffectedSOPClassUID),
+        str(request.AffectedSOPInstanceUID),
+        str(event.context.transfer_syntax),
+        str(acceptor.implementation_class_uid),
+        acceptor.implementation_version_name,
+    )
+    with cast(BytesIO, request.DataSet).getbuffer() as data_set:
+        return b"".join((header, data_set))
+
+
 class ScpHandlers:
     """The event handlers of the DICOM server, bound to the services they call."""
 
@@ -147,7 +167,7 @@ class ScpHandlers:
             remote_ip=peer.address,
             called_aet=peer.called_aet,
         )
-        data = event.encoded_dataset()  # the file as received: meta header + data set
+        data = _received_file(event)
         try:
             with self._slots:
                 result = self._store.store(data, reception)
