@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -114,5 +115,43 @@ def test_sqlite_writer_merges_concurrent_stores(tmp_path: Path) -> None:
             thread.join()
         assert sorted(results) == [f"1.{n}" for n in range(5)]
         assert opened.statistics().instances == 5
+    finally:
+        opened.close()
+
+
+def test_a_busy_sqlite_writer_does_not_wait_for_files(tmp_path: Path) -> None:
+    """While the single writer has work, a store waits for its file before queueing (so the
+    writer never waits on a file); while it is idle, the writer waits, and the statements
+    run meanwhile. Either way the file is waited for before the commit."""
+    import threading
+
+    from pharos.index.sqlite import open_sqlite_index
+
+    opened = open_sqlite_index(tmp_path)
+    try:
+        waited_in: list[str] = []
+
+        def wait_for_file() -> None:
+            waited_in.append(threading.current_thread().name)
+
+        opened.store_instance(new_instance("1.1"), False, wait_for_file)
+        assert waited_in == ["pharos-sqlite-writer"]
+
+        gate = threading.Event()
+
+        def wait_and_open_the_gate() -> None:
+            wait_for_file()
+            gate.set()  # had the writer waited for this file, it would have waited 5 s
+
+        blocker = threading.Thread(target=opened._write, args=(lambda conn: gate.wait(5),))
+        blocker.start()
+        busy = opened._writer_busy
+        assert busy is not None
+        while not busy():
+            time.sleep(0.001)
+        opened.store_instance(new_instance("1.2"), False, wait_and_open_the_gate)
+        blocker.join()
+        assert waited_in[1] == threading.current_thread().name
+        assert opened.statistics().instances == 2
     finally:
         opened.close()

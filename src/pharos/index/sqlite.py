@@ -65,8 +65,13 @@ class SqliteWriter:
         self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
+        self._working = False  # a batch is running
         self._thread = threading.Thread(target=self._run, name="pharos-sqlite-writer", daemon=True)
         self._thread.start()
+
+    def busy(self) -> bool:
+        """Whether work is running or queued (read without a lock: a hint, not a promise)."""
+        return self._working or not self._queue.empty()
 
     def run(self, work: Callable[[Connection], T]) -> T:
         future: Future[T] = Future()
@@ -101,7 +106,9 @@ class SqliteWriter:
                 for _work, future in batch:
                     future.set_exception(exc)
                 continue
+            self._working = True
             self._commit_batch(conn, batch)
+            self._working = False
         if conn is not None:
             conn.close()
 
@@ -163,6 +170,7 @@ def open_sqlite_index(directory: Path) -> SqlIndex:
     return SqlIndex(
         read_engine=read_engine,
         run_write=writer.run,
+        writer_busy=writer.busy,
         description=f"SQLite {sqlite3.sqlite_version} at {path}",
         on_close=close,
     )
