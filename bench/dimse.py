@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -149,10 +148,12 @@ def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> Non
 
 def send_storescu(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
     """`storescu` on the part folders (`+sd`): one process for all, or one per part. Without
-    `--repeat` or `+ma` it sends everything over a single association, which its verbose log
-    must confirm."""
+    `--repeat` or `+ma` it sends everything over a single association. It runs quiet: with
+    `-v` it logs four lines per instance, which here costs it a fifth of its rate (75-83
+    instead of 97-104 instances/s over one association, measured). `run` checks that every
+    instance was stored."""
     groups = [corpus.folders] if parallel == 1 else [[folder] for folder in corpus.folders]
-    command = ["storescu", "-v", "-aet", "STORESCU", "-aec", PHAROS_AET, "+sd"]
+    command = ["storescu", "-aet", "STORESCU", "-aec", PHAROS_AET, "+sd"]
     processes = [
         subprocess.Popen(
             [*command, "127.0.0.1", str(dicom_port(server)), *map(str, folders)],
@@ -169,16 +170,11 @@ def send_storescu(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
             if process.poll() is None:  # timed out, or another failed first
                 process.kill()
                 process.wait()
-    for process, folders, output in zip(processes, groups, outputs, strict=True):
-        expected = sum(len(list(folder.iterdir())) for folder in folders)
-        associations = output.count("Requesting Association")
-        successes = len(re.findall(r"Received Store Response \(Success\)", output))
-        if process.returncode != 0 or associations != 1 or successes != expected:
+    for process, output in zip(processes, outputs, strict=True):
+        # Quiet, it prints only its errors (a refused association, a failed store).
+        if process.returncode != 0 or "E: " in output or "F: " in output:
             tail = "\n".join(output.splitlines()[-15:])
-            raise BenchError(
-                f"storescu exited with {process.returncode}, {associations} associations, "
-                f"{successes}/{expected} stores answered Success:\n{tail}"
-            )
+            raise BenchError(f"storescu exited with {process.returncode}:\n{tail}")
 
 
 def send_rest(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
@@ -216,6 +212,9 @@ def run(
 ) -> dict[str, Any]:
     run_dir.mkdir(parents=True)
     with fresh_server(backend, run_dir, options, env) as server:
+        # The previous run's files are still being written back to disk: let that finish
+        # first, or it slows the fsyncs of this one (by a third here).
+        os.sync()
         with ServerUsage(server) as usage:
             client_cpu = -client_cpu_seconds()
             start = time.perf_counter()
