@@ -58,3 +58,30 @@ def test_orthanc_compression_round_trip() -> None:
     assert uncompress(packed) == data
     with pytest.raises(PharosError):
         uncompress(packed[:20])
+
+
+def test_a_failed_write_leaves_no_file_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FileSystemStorage(tmp_path)
+    name = str(uuid.uuid4())
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(PharosError) as raised:
+        storage.create(name, b"data")
+    assert raised.value.code is ErrorCode.FULL_STORAGE
+    assert not storage.exists(name)
+    monkeypatch.undo()
+    storage.create(name, b"data")  # the name is free again
+    assert storage.read(name) == b"data"
+
+
+def test_a_first_level_folder_removed_by_hand_is_made_again(tmp_path: Path) -> None:
+    storage = FileSystemStorage(tmp_path)
+    name = "ab" + str(uuid.uuid4())[2:]
+    (tmp_path / "ab").rmdir()
+    storage.create(name, b"x")
+    assert (tmp_path / "ab" / name[2:4] / name).read_bytes() == b"x"
