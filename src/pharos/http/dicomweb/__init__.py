@@ -9,10 +9,12 @@ from pharos.services.dicomweb_server import DicomWebServer
 
 
 def router(server: DicomWebServer, client: APIRouter | None = None) -> APIRouter:
-    """`client`: the DICOMweb client's routes (`servers.router`), under the same root."""
-    api = APIRouter(prefix=server.root, tags=["DICOMweb"])
+    """`client`: the DICOMweb client's routes (`servers.router`), under the same root. The
+    routes of each module carry the root themselves and are gathered in one flat list (see
+    `http.app.add_routes`)."""
+    api = APIRouter()
     for module in (qido, wado, frames, bulkdata, rendered, stow):
-        api.include_router(module.router(server))
+        api.routes.extend(module.router(server).routes)
     if client is not None:
-        api.include_router(client)
+        api.routes.extend(client.routes)
     return api

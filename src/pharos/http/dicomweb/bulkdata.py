@@ -42,7 +42,7 @@ def single_part(accept: str | None) -> bool:
 
 
 def router(server: DicomWebServer) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(prefix=server.root, tags=["DICOMweb"])
 
     @api.get(
         "/studies/{study}/series/{series}/instances/{instance}/bulk/{path:path}",

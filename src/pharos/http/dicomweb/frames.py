@@ -95,7 +95,7 @@ def frame_numbers(text: str) -> list[int]:
 
 
 def router(server: DicomWebServer) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(prefix=server.root, tags=["DICOMweb"])
 
     @api.get(
         "/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",

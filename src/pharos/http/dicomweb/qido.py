@@ -18,7 +18,7 @@ from pharos.services.dicomweb_server import DicomWebServer
 
 
 def router(server: DicomWebServer) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(prefix=server.root, tags=["DICOMweb"])
 
     def search(request: Request, level: Level, scope: dict[int, str]) -> Response:
         xml = wants_xml(request)

@@ -23,7 +23,7 @@ _FORMATS = {"image/jpeg": ImageFormat.JPEG, "image/png": ImageFormat.PNG}
 
 
 def router(server: DicomWebServer) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(prefix=server.root, tags=["DICOMweb"])
 
     def render(request: Request, uids: tuple[str, ...], frame: int) -> Response:
         fmt = _format(request.headers.get("accept"))

@@ -17,8 +17,11 @@ from pharos.services.dicomweb_client_jobs import DicomWebClientJobs
 from pharos.services.remote_requests import parse_json
 
 
-def router(client: DicomWebClient, client_jobs: DicomWebClientJobs, jobs: JobsEngine) -> APIRouter:
-    api = APIRouter()
+def router(
+    client: DicomWebClient, client_jobs: DicomWebClientJobs, jobs: JobsEngine, root: str
+) -> APIRouter:
+    """Under the DICOMweb server's `root`."""
+    api = APIRouter(prefix=root, tags=["DICOMweb"])
 
     @api.get("/servers", summary="List the remote DICOMweb servers (?expand: their parameters)")
     def list_servers(request: Request) -> JsonResponse:

@@ -21,7 +21,7 @@ PARTS_IN_FLIGHT = 4
 
 
 def router(server: DicomWebServer) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(prefix=server.root, tags=["DICOMweb"])
 
     async def stow(request: Request, study: str | None) -> Response:
         boundary = _boundary(request.headers.get("content-type", ""))

@@ -60,7 +60,7 @@ def negotiate(accept: str | None) -> str:
 
 
 def router(server: DicomWebServer) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(prefix=server.root, tags=["DICOMweb"])
     retrieve = server.retrieve
 
     def instances(request: Request, uids: tuple[str, ...]) -> Response:
