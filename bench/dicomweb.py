@@ -153,6 +153,21 @@ def stow(client: Client, count: int, per_request: int) -> dict[str, Any]:
     return {"instances": count, "per_request": per_request, "instances_per_s": count / elapsed}
 
 
+def rest_upload(client: Client, count: int) -> dict[str, Any]:
+    """The same kind of instances as `stow`, new ones, one `POST /instances` each: the REST
+    ingest rate that STOW-RS is measured against (same server, same client)."""
+    files = generate(count, per_series=20)
+    start = time.perf_counter()
+    for data in files:
+        status, answer, _ = client.request(
+            "POST", "/instances", data, {"Content-Type": "application/dicom"}
+        )
+        if status != 200:
+            raise RuntimeError(f"upload answered {status}: {answer[:300]!r}")
+    elapsed = time.perf_counter() - start
+    return {"instances": count, "instances_per_s": count / elapsed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -187,6 +202,8 @@ def main() -> None:
         print("metadata", results["series_metadata_20"], flush=True)
         results["stow"] = stow(client, args.stow, 20)
         print("stow", results["stow"], flush=True)
+        results["rest_upload"] = rest_upload(client, args.stow)
+        print("POST /instances", results["rest_upload"], flush=True)
     if args.large:
         large = Corpus.plan(args.large)
         with (
@@ -212,7 +229,8 @@ def main() -> None:
         f"{results['series_metadata_20']['cold']['p50_ms']:.2f} ms, cached p50 "
         f"{cached_p50:.2f} ms (target < {METADATA_TARGET_MS:.0f} ms)\n"
         f"STOW-RS: {results['stow']['instances_per_s']:.0f} instances/s "
-        f"({results['stow']['per_request']} per request, 1 client)\n"
+        f"({results['stow']['per_request']} per request, 1 client); POST /instances: "
+        f"{results['rest_upload']['instances_per_s']:.0f} instances/s (1 per request)\n"
         f"load average before/after: {results['load_before']} / {results['load_after']}"
     )
     if "qido_study_date_range_large" in results:
