@@ -623,6 +623,17 @@ def test_lookup_identifier(stored: Stored) -> None:
     assert lookup("P1\x00") == []  # PostgreSQL cannot even compare such text
 
 
+def test_lookup_identifier_at_one_level(stored: Stored) -> None:
+    def lookup(value: str, level: Level) -> list[str]:
+        return stored.names_of(stored.index.lookup_identifier(value, level))
+
+    assert lookup("3.1", P) == ["P3"]  # a PatientID equal to a StudyInstanceUID
+    assert lookup("3.1", ST) == ["ST4"]
+    assert lookup("3.1", SE) == []
+    assert lookup("1.1.1.2", INST) == ["I2"]
+    assert lookup("1.1.1.2", SE) == []
+
+
 # -- computed tags, tag values, one instance ----------------------------------------------------
 
 

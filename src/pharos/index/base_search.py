@@ -79,9 +79,10 @@ class SearchIndex(Protocol):
         """The resources matching every filter, sorted, from the `since`-th on."""
         ...
 
-    def lookup_identifier(self, value: str) -> list[ResourceRef]:
+    def lookup_identifier(self, value: str, level: Level | None = None) -> list[ResourceRef]:
         """Patients, studies, series and instances whose PatientID, StudyInstanceUID,
-        SeriesInstanceUID or SOPInstanceUID equals `value` (case-insensitively)."""
+        SeriesInstanceUID or SOPInstanceUID equals `value` (case-insensitively); with `level`,
+        the resources of that level only (one statement instead of four)."""
         ...
 
     def tag_values(self, level: Level, pks: list[int]) -> dict[int, LevelTags]:

@@ -87,7 +87,7 @@ class SearchMixin:
 
         return self._read(work)
 
-    def lookup_identifier(self, value: str) -> list[ResourceRef]:
+    def lookup_identifier(self, value: str, level: Level | None = None) -> list[ResourceRef]:
         key = fold(value.strip())
         if "\x00" in key:
             return []  # no identifier holds a NUL (and PostgreSQL text cannot)
@@ -95,7 +95,9 @@ class SearchMixin:
         def work(conn: Connection) -> list[ResourceRef]:
             found: list[ResourceRef] = []
             r = resources
-            for _level, table, column in _IDENTIFIERS:
+            for identified, table, column in _IDENTIFIERS:
+                if level is not None and identified is not level:
+                    continue
                 found.extend(
                     _ref(row)
                     for row in conn.execute(

@@ -192,6 +192,8 @@ class SqlIndex(
         """The resources at `level` below `ref` (or `ref` itself at its own level)."""
         if level is ref.level:
             return [ref]
+        if level == ref.level + 1:
+            return self.children(ref)  # by the parent key, not through the subtree
         r = resources
         tree = writes.subtree(ref.pk)
         query = (

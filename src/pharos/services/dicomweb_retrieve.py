@@ -73,8 +73,8 @@ class DicomWebRetrieve:
         for level, uid in zip((Level.STUDY, Level.SERIES, Level.INSTANCE), uids, strict=False):
             found = [
                 ref
-                for ref in self._index.lookup_identifier(uid)
-                if ref.level is level and (parents is None or ref.parent_pk in parents)
+                for ref in self._index.lookup_identifier(uid, level)
+                if parents is None or ref.parent_pk in parents
             ]
             if not found:
                 what = level.title
@@ -98,7 +98,7 @@ class DicomWebRetrieve:
         for uid in (sop, study, series):
             if uid is not None and (not uid or len(uid) > 64 or not set(uid) <= _UID_CHARACTERS):
                 raise PharosError(ErrorCode.BAD_REQUEST, f"Invalid UID: {uid!r}", http_status=400)
-        found = [ref for ref in self._index.lookup_identifier(sop) if ref.level is Level.INSTANCE]
+        found = self._index.lookup_identifier(sop, Level.INSTANCE)
         if found and (study is not None or series is not None):
             tags = self._index.tag_values(Level.INSTANCE, [ref.pk for ref in found])
             found = [
