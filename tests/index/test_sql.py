@@ -229,3 +229,23 @@ def test_concurrent_stores_into_one_series(index: SqlIndex) -> None:
     kinds = [c.change_type for c in index.changes(0, 1000)[0]]
     assert kinds.count(ChangeType.NEW_INSTANCE) == 60
     assert kinds.count(ChangeType.NEW_SERIES) == 1
+
+
+def test_reads_in_a_reading_block_share_one_transaction(index: SqlIndex) -> None:
+    index.store_instance(new_instance("1.1"), False)
+    seen: list[object] = []
+
+    def read(conn: object) -> None:
+        seen.append(conn)
+
+    with index.reading():
+        index._read(read)
+        assert index.lookup_identifier("1.1", Level.INSTANCE)
+        with index.reading():  # nested: the same transaction
+            index._read(read)
+    assert seen[0] is seen[1]
+    index._read(read)
+    assert seen[2] is not seen[0]  # outside: a transaction of its own
+    with pytest.raises(RuntimeError), index.reading():
+        raise RuntimeError("a failing block ends its transaction")
+    assert getattr(index._reader, "conn", None) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -155,6 +156,11 @@ class Index(SearchIndex, AnnotationIndex, ModalityIndex, JobIndex, Protocol):
     def describe(self) -> str: ...
 
     def close(self) -> None: ...
+
+    def reading(self) -> AbstractContextManager[None]:
+        """The reads of this thread inside the block share one connection and transaction:
+        one snapshot, and one round trip to begin and end instead of one per read."""
+        ...
 
     # Store and delete
     def store_instance(

@@ -7,6 +7,8 @@ Listings fetch resources and their details in a few batched queries, never one p
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -69,6 +71,7 @@ class SqlIndex(
         writer_busy: Callable[[], bool] | None = None,
     ):
         self._read_engine = read_engine
+        self._reader = threading.local()  # .conn: the connection of a `reading()` block
         self._run_write = run_write
         # With a single writer (SQLite), whether it has other work.
         self._writer_busy = writer_busy
@@ -100,7 +103,22 @@ class SqlIndex(
         result: T = self._run_write(work)
         return result
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        if getattr(self._reader, "conn", None) is not None:
+            yield  # nested: the outer block's transaction
+            return
+        with self._read_engine.begin() as conn:
+            self._reader.conn = conn
+            try:
+                yield
+            finally:
+                self._reader.conn = None
+
     def _read(self, work: Callable[[Connection], T]) -> T:
+        conn: Connection | None = getattr(self._reader, "conn", None)
+        if conn is not None:
+            return work(conn)
         with self._read_engine.begin() as conn:
             return work(conn)
 

@@ -141,7 +141,9 @@ class DicomWebRetrieve:
         series' (or from the index, as DicomWeb.StudiesMetadata/SeriesMetadata say).
         BulkDataURIs are absolute, below `base_url` (the DICOMweb root, ending with a slash)."""
         objects: list[bytes] = []
-        for resource in self.resources(uids):
+        with self._index.reading():  # its lookups in one transaction
+            resources = self.resources(uids)
+        for resource in resources:
             if resource.level is Level.INSTANCE:
                 objects.append(self.instance_metadata(resource))
                 continue
@@ -159,10 +161,11 @@ class DicomWebRetrieve:
         """A series' metadata (a JSON array), cached whole on the series with the list of
         the instances it was built from: a series that gained or lost instances since is
         built again. Built from the files: one cache write per series, not one per instance."""
-        refs = self._index.descendants(series, Level.INSTANCE)
+        with self._index.reading():
+            refs = self._index.descendants(series, Level.INSTANCE)
+            cached = self._index.attachment(series, METADATA_CONTENT_TYPE)
         pks = ",".join(str(ref.pk) for ref in refs).encode()
         key = _CACHE_VERSION + hashlib.sha1(pks).hexdigest().encode()
-        cached = self._index.attachment(series, METADATA_CONTENT_TYPE)
         if cached is not None:
             try:
                 header, _, body = self._files.read(cached).partition(b"\n")

@@ -138,10 +138,11 @@ class DicomWebSearch:
             options.storage_access_on_find,
             options.user_metadata,
         )
-        refs = self._find.matching(request)
-        if not refs:
-            return []
-        return self._answers(search, refs, base_url)
+        with self._index.reading():  # the search and its answers' reads in one transaction
+            refs = self._find.matching(request)
+            if not refs:
+                return []
+            return self._answers(search, refs, base_url)
 
     def _answers(
         self, search: Search, refs: list[ResourceRef], base_url: str
