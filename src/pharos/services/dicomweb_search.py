@@ -138,10 +138,12 @@ class DicomWebSearch:
             options.storage_access_on_find,
             options.user_metadata,
         )
-        with self._index.reading():  # the search and its answers' reads in one transaction
-            refs = self._find.matching(request)
-            if not refs:
-                return []
+        # The search in its own transaction (on PostgreSQL it asks for plans made for its
+        # values, which would slow the answers' statements); the answers' reads in one.
+        refs = self._find.matching(request)
+        if not refs:
+            return []
+        with self._index.reading():
             return self._answers(search, refs, base_url)
 
     def _answers(
