@@ -96,8 +96,6 @@ class PeerService:
         self._files = files
         self._quality = lossy_quality
 
-    # -- the registry -----------------------------------------------------------------------
-
     # -- talking to a peer ------------------------------------------------------------------
 
     def system(self, name: str) -> Any:
