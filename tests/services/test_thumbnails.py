@@ -4,12 +4,16 @@ thumbnail is rendered, a cached file gone missing."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image as PilImage
 
+from pharos.dicom.image_formats import ImageFormat
+from pharos.dicom.rendering import RenderOptions
 from pharos.index.base import Reception
 from pharos.index.postgres import open_postgres_index, postgres_url
 from pharos.index.sql import SqlIndex
@@ -21,7 +25,11 @@ from pharos.services.files import FileService
 from pharos.services.options import ServiceOptions
 from pharos.services.resources import ResourceService
 from pharos.services.store import StoreService
-from pharos.services.thumbnails import THUMBNAIL_CONTENT_TYPE, ThumbnailService
+from pharos.services.thumbnails import (
+    THUMBNAIL_CONTENT_TYPE,
+    THUMBNAIL_QUALITY,
+    ThumbnailService,
+)
 from pharos.storage.filesystem import FileSystemStorage
 from tests.dicomgen import make_dicom
 
@@ -131,3 +139,55 @@ def test_non_images_are_refused_and_not_cached(server: Server) -> None:
     assert caught.value.http_status == 415
     assert server.thumbnail_record(instance) is None
     assert len(server.files()) == 1
+
+
+def test_custom_thumbnails_show_the_same_instance_and_are_not_cached(server: Server) -> None:
+    study = "1.2.826.7.1"
+    # A study whose first series (by number) has no image: its second series is shown.
+    server.store.store(
+        make_dicom(study_uid=study, series_uid=f"{study}.1", SeriesNumber=1, PixelData=None), REST
+    )
+    ids = [
+        server.store.store(
+            make_dicom(
+                study_uid=study,
+                series_uid=f"{study}.2",
+                sop_uid=f"{study}.2.{number}",
+                instance_number=number,
+                seed=number,  # each instance its own pixels
+                SeriesNumber=2,
+                rows=64,
+                columns=32,
+            ),
+            REST,
+        ).ids
+        for number in (3, 1, 2)
+    ]
+    middle = ids[2].instance  # instance number 2 of 1, 2, 3
+    png = RenderOptions(smooth=True)
+    expected = server.thumbnails.render(middle, png, ImageFormat.PNG, 90)
+    assert expected.startswith(b"\x89PNG")
+    for level, public_id in (
+        (Level.STUDY, ids[0].study),
+        (Level.SERIES, ids[0].series),
+        (Level.INSTANCE, middle),
+    ):
+        assert server.thumbnails.custom(level, public_id, png, ImageFormat.PNG, 90) == expected
+    # Never enlarged without a viewport; fit in the viewport keeping the aspect ratio.
+    assert PilImage.open(io.BytesIO(expected)).size == (32, 64)
+    sized = server.thumbnails.custom(
+        Level.SERIES, ids[0].series, RenderOptions(width=20, height=20), ImageFormat.JPEG, 80
+    )
+    assert PilImage.open(io.BytesIO(sized)).size == (10, 20)
+    assert all(server.thumbnail_record(instance.instance) is None for instance in ids)
+    others = [server.thumbnails.render(i.instance, png, ImageFormat.PNG, 90) for i in ids[:2]]
+    assert expected not in others
+
+
+def test_custom_thumbnail_of_a_study_without_images_is_refused(server: Server) -> None:
+    ids = server.store.store(make_dicom(PixelData=None), REST).ids
+    with pytest.raises(PharosError) as caught:
+        server.thumbnails.custom(
+            Level.STUDY, ids.study, RenderOptions(), ImageFormat.PNG, THUMBNAIL_QUALITY
+        )
+    assert caught.value.http_status == 415

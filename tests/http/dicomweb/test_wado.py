@@ -200,11 +200,30 @@ def test_thumbnails(site: Site) -> None:
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "image/jpeg"
         assert response.content[:2] == b"\xff\xd8"
-    response = site.api.get(
-        f"/dicom-web/studies/{STUDY}/thumbnail", headers={"Accept": "image/png"}
-    )
-    assert response.status_code == 406
     assert site.api.get("/dicom-web/studies/1.2.999/thumbnail").status_code == 404
+
+
+def test_thumbnails_as_png_and_in_a_viewport(site: Site) -> None:
+    series = f"/dicom-web/studies/{STUDY}/series/{SERIES}"
+    png = site.api.get(f"{series}/thumbnail", headers={"Accept": "image/png"})
+    assert png.status_code == 200, png.text
+    assert png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size == (16, 16)  # never enlarged
+    # The same instance as the cached JPEG: the series' middle one (number 1 of 1, 2).
+    instance = site.api.get(
+        f"{series}/instances/{STUDY}.1/thumbnail", headers={"Accept": "image/png"}
+    )
+    assert instance.content == png.content
+    for accept in ("image/jpeg", "image/png"):
+        sized = site.api.get(f"{series}/thumbnail?viewport=64,32", headers={"Accept": accept})
+        assert sized.status_code == 200, sized.text
+        assert sized.headers["content-type"] == accept
+        assert Image.open(io.BytesIO(sized.content)).size == (32, 32)
+    for query in ("viewport=0,10", "viewport=10", "window=40", "quality=101"):
+        bad = site.api.get(f"{series}/thumbnail?{query}")
+        assert bad.status_code == 400, query
+    refused = site.api.get(f"{series}/thumbnail", headers={"Accept": "image/gif"})
+    assert refused.status_code == 406
 
 
 def test_rendered_instance_and_frame(site: Site) -> None:

@@ -1,7 +1,11 @@
 """WADO-RS rendered resources (PS3.18 10.4.1.1.3, 8.3.5.1): an instance or one of its frames
 as a consumer-ready JPEG or PNG, windowed and scaled as the query parameters ask, through the
 REST API's rendering (`/instances/{id}/rendered`). A study or series is rendered as one image,
-its first instance (received first)."""
+its first instance (received first).
+
+Thumbnails (PS3.18 10.4.1.1.4): the cached JPEG of `/thumbnail` in the REST API when nothing
+else is asked; as PNG, or at another size (`viewport`), window or quality, rendered each time
+from the same instance (a series' middle one, a study's first series')."""
 
 from __future__ import annotations
 
@@ -15,11 +19,14 @@ from pharos.dicom.image_formats import ImageFormat
 from pharos.dicom.rendering import RenderOptions
 from pharos.http.dicomweb.multipart import media_ranges
 from pharos.model.errors import ErrorCode, PharosError
+from pharos.model.levels import Level
 from pharos.services.dicomweb_server import DicomWebServer
+from pharos.services.thumbnails import THUMBNAIL_QUALITY
 
 NOT_GZIPPED = {"Content-Encoding": "identity"}
 DEFAULT_QUALITY = 90
 _FORMATS = {"image/jpeg": ImageFormat.JPEG, "image/png": ImageFormat.PNG}
+_RENDERING = frozenset(("viewport", "window", "quality"))
 
 
 def router(server: DicomWebServer) -> APIRouter:
@@ -70,6 +77,40 @@ def router(server: DicomWebServer) -> APIRouter:
             raise _bad(f"Frame numbers start at 1 (one frame per request): {frame!r}")
         return render(request, (study, series, instance), int(frame) - 1)
 
+    def thumbnail(request: Request, uids: tuple[str, ...]) -> Response:
+        fmt = _format(request.headers.get("accept"))
+        ref = server.retrieve.resource(uids)
+        thumbnails = server.thumbnails
+        if fmt is ImageFormat.JPEG and not _RENDERING & request.query_params.keys():
+            cached = {
+                Level.STUDY: thumbnails.study,
+                Level.SERIES: thumbnails.series,
+                Level.INSTANCE: thumbnails.instance,
+            }[ref.level]
+            data = cached(ref.public_id)
+        else:
+            options, quality = _options(request, THUMBNAIL_QUALITY)
+            data = thumbnails.custom(ref.level, ref.public_id, options, fmt, quality)
+        return Response(data, media_type=fmt.media_type, headers=NOT_GZIPPED)
+
+    @api.get("/studies/{study}/thumbnail", summary="WADO-RS: a thumbnail of the study")
+    def study_thumbnail(request: Request, study: str) -> Response:
+        return thumbnail(request, (study,))
+
+    @api.get(
+        "/studies/{study}/series/{series}/thumbnail",
+        summary="WADO-RS: a thumbnail of the series",
+    )
+    def series_thumbnail(request: Request, study: str, series: str) -> Response:
+        return thumbnail(request, (study, series))
+
+    @api.get(
+        "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+        summary="WADO-RS: a thumbnail of the instance",
+    )
+    def instance_thumbnail(request: Request, study: str, series: str, instance: str) -> Response:
+        return thumbnail(request, (study, series, instance))
+
     return api
 
 
@@ -89,7 +130,7 @@ def _format(accept: str | None) -> ImageFormat:
     )
 
 
-def _options(request: Request) -> tuple[RenderOptions, int]:
+def _options(request: Request, default_quality: int = DEFAULT_QUALITY) -> tuple[RenderOptions, int]:
     """`viewport=vw,vh`, `window=center,width,function` (linear only) and `quality`."""
     parameters = request.query_params
     width = height = None
@@ -107,7 +148,7 @@ def _options(request: Request) -> tuple[RenderOptions, int]:
         center, window = _numbers("window", ",".join(parts[:2]))
         if window <= 0:
             raise _bad("The window width must be positive")
-    quality = DEFAULT_QUALITY
+    quality = default_quality
     if "quality" in parameters:
         text = parameters["quality"]
         if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 100:

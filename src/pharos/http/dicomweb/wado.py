@@ -17,7 +17,6 @@ from pharos.http.dicomweb.common import DICOM_JSON, base_url, dicom_xml_response
 from pharos.http.dicomweb.multipart import closing, media_ranges, part_header
 from pharos.index.base import ResourceRef
 from pharos.model.errors import ErrorCode, PharosError
-from pharos.model.levels import Level
 from pharos.services.dicomweb_retrieve import DicomWebRetrieve
 from pharos.services.dicomweb_server import DicomWebServer
 
@@ -107,42 +106,6 @@ def router(server: DicomWebServer) -> APIRouter:
     )
     def instance_metadata(request: Request, study: str, series: str, instance: str) -> Response:
         return metadata(request, (study, series, instance))
-
-    def thumbnail(request: Request, uids: tuple[str, ...]) -> Response:
-        accept = request.headers.get("accept")
-        if accept and not any(
-            kind in ("image/jpeg", "image/*", "*/*") for kind, _ in media_ranges(accept)
-        ):
-            raise PharosError(
-                ErrorCode.NOT_ACCEPTABLE,
-                f"Cannot answer with {accept!r}: thumbnails are image/jpeg",
-                http_status=406,
-            )
-        ref = retrieve.resource(uids)
-        produce = {
-            Level.STUDY: server.thumbnails.study,
-            Level.SERIES: server.thumbnails.series,
-            Level.INSTANCE: server.thumbnails.instance,
-        }[ref.level]
-        return Response(produce(ref.public_id), media_type="image/jpeg", headers=NOT_GZIPPED)
-
-    @api.get("/studies/{study}/thumbnail", summary="WADO-RS: a thumbnail of the study (JPEG)")
-    def study_thumbnail(request: Request, study: str) -> Response:
-        return thumbnail(request, (study,))
-
-    @api.get(
-        "/studies/{study}/series/{series}/thumbnail",
-        summary="WADO-RS: a thumbnail of the series (JPEG)",
-    )
-    def series_thumbnail(request: Request, study: str, series: str) -> Response:
-        return thumbnail(request, (study, series))
-
-    @api.get(
-        "/studies/{study}/series/{series}/instances/{instance}/thumbnail",
-        summary="WADO-RS: a thumbnail of the instance (JPEG)",
-    )
-    def instance_thumbnail(request: Request, study: str, series: str, instance: str) -> Response:
-        return thumbnail(request, (study, series, instance))
 
     return api
 
