@@ -1193,6 +1193,13 @@ DICOMWEB_SETTINGS: tuple[Setting, ...] = (
         bool,
         "Whether the URLs in answers use https (else the scheme of the request)",
     ),
+    Setting(
+        "PublicRoot",
+        "",
+        str,
+        "Root URI of the DICOMweb API as HTTP clients see it, for the URLs in answers, when a "
+        'reverse proxy serves it under another path (e.g. "/pacs/dicom-web/"); empty: Root',
+    ),
     Setting("EnableWado", True, bool, "Whether WADO-URI (previously known as WADO) is enabled"),
     Setting("WadoRoot", "/wado", str, "Root URI of the WADO-URI (aka. WADO) API"),
     Setting(
@@ -1236,6 +1243,28 @@ DICOMWEB_SETTINGS: tuple[Setting, ...] = (
         bool,
         "Pharos only: whether those pages may send credentials (HTTP Basic authentication, "
         'cookies); never with "*" (the requesting origin is then echoed instead)',
+    ),
+    Setting(
+        "ServersInDatabase",
+        False,
+        bool,
+        "Whether the remote DICOMweb servers are kept in the index (defined with PUT and "
+        "DELETE on /dicom-web/servers/{name}, shared by every process using the index, kept "
+        "across restarts) instead of read from Servers",
+    ),
+    Setting(
+        "StowMaxInstances",
+        10,
+        int,
+        "For the STOW-RS client, the maximum number of instances in one HTTP request "
+        "(0 = no limit)",
+    ),
+    Setting(
+        "StowMaxSize",
+        10,
+        int,
+        "For the STOW-RS client, the size in MB above which no more instances are added to "
+        "one HTTP request (0 = no limit)",
     ),
     Setting(
         "Servers",
@@ -1364,12 +1393,8 @@ _DW_LATER = "option of Orthanc's DICOMweb plugin"
 UNSUPPORTED_DICOMWEB: Mapping[str, str] = {
     name: _DW_LATER
     for name in (
-        "ServersInDatabase",
         "EnableMetadataCache",
         "MetadataWorkerThreadsCount",
-        "PublicRoot",
-        "StowMaxInstances",
-        "StowMaxSize",
         "EnablePerformanceLogs",
         "ReadOnly",
         "Debug",

@@ -40,7 +40,7 @@ from pharos.services.container import Services
 from pharos.services.deletion import DeletionService
 from pharos.services.dicom_jobs import DicomJobs
 from pharos.services.dicom_retrieve import RetrieveService
-from pharos.services.dicomweb_client import DicomWebClient
+from pharos.services.dicomweb_client import DicomWebClient, StowLimits
 from pharos.services.dicomweb_client_jobs import DicomWebClientJobs
 from pharos.services.dicomweb_frames import DicomWebFrames
 from pharos.services.dicomweb_metadata import indexed_metadata
@@ -201,16 +201,12 @@ class ServerContext:
         )
         peer_jobs = PeerJobs(peers)
         dicomweb_client = DicomWebClient(
-            WebServiceRegistry(
-                "DICOMweb server",
-                parse_configured(
-                    "DicomWeb.Servers", config.section("DicomWeb").get_dict("Servers")
-                ),
-            ),
+            dicomweb_server_registry(config, self.index),
             clients,
             self.index,
             files,
             store,
+            stow_limits(config),
         )
         dicomweb_client_jobs = DicomWebClientJobs(dicomweb_client)
         deletion = DeletionService(self.index, self.storage)
@@ -258,7 +254,7 @@ class ServerContext:
             remote=remote,
             queries=queries,
             thumbnails=thumbnails,
-            dicomweb=self._dicomweb(config, find, files, store, options, thumbnails),
+            dicomweb=self._dicomweb(config, find, files, store, options, thumbnails, deletion),
             dicom_jobs=dicom_jobs,
             split_merge=split_merge,
             modify=modify,
@@ -303,6 +299,7 @@ class ServerContext:
         store: StoreService,
         options: ServiceOptions,
         thumbnails: ThumbnailService,
+        deletion: DeletionService,
     ) -> DicomWebServer | None:
         section = config.section("DicomWeb")
         if not section.get_bool("Enable"):
@@ -330,6 +327,7 @@ class ServerContext:
             thumbnails=thumbnails,
             images=ImageService(ResourceService(self.index), files),
             frames=DicomWebFrames(files),
+            deletion=deletion,
             wado_root=(
                 normalize_root(section.get_str("WadoRoot"), "WadoRoot", "/wado")
                 if section.get_bool("EnableWado")
@@ -340,6 +338,11 @@ class ServerContext:
             ),
             public_host=normalize_host(section.get_str("Host")),
             ssl=section.get_bool("Ssl"),
+            public_root=(
+                normalize_root(section.get_str("PublicRoot"), "PublicRoot")
+                if section.get_str("PublicRoot")
+                else None
+            ),
         )
 
     def create_app(self) -> ASGIApp:
@@ -425,8 +428,31 @@ def peer_registry(config: Config, index: SqlIndex) -> WebServiceRegistry:
     if config.get_bool("OrthancPeersInDatabase"):
         if configured:
             log.warning("OrthancPeers is ignored: OrthancPeersInDatabase is true")
-        return WebServiceRegistry("Orthanc peer", {}, index)
+        return WebServiceRegistry("Orthanc peer", {}, index.stored_peers)
     return WebServiceRegistry("Orthanc peer", configured)
+
+
+def dicomweb_server_registry(config: Config, index: SqlIndex) -> WebServiceRegistry:
+    """DicomWeb.Servers; with DicomWeb.ServersInDatabase, the index's instead (as Orthanc)."""
+    section = config.section("DicomWeb")
+    configured = parse_configured("DicomWeb.Servers", section.get_dict("Servers"))
+    if section.get_bool("ServersInDatabase"):
+        if configured:
+            log.warning("DicomWeb.Servers is ignored: DicomWeb.ServersInDatabase is true")
+        return WebServiceRegistry("DICOMweb server", {}, index.stored_dicomweb_servers)
+    return WebServiceRegistry("DICOMweb server", configured)
+
+
+def stow_limits(config: Config) -> StowLimits:
+    """DicomWeb.StowMaxInstances and StowMaxSize (MB): the size of each STOW-RS request the
+    client sends (0: no limit)."""
+    section = config.section("DicomWeb")
+    instances = section.get_int("StowMaxInstances")
+    megabytes = section.get_int("StowMaxSize")
+    for name, value in (("StowMaxInstances", instances), ("StowMaxSize", megabytes)):
+        if value < 0:
+            raise ValueError(f"DicomWeb.{name} must be 0 (no limit) or more, not {value}")
+    return StowLimits(instances, megabytes * 1024 * 1024)
 
 
 def ingest_transcoding_option(value: str) -> str:

@@ -9,9 +9,13 @@ import httpx
 import orjson
 import pytest
 
+from pharos.index.base import Attachment, ResourceRef
 from pharos.model.errors import ErrorCode, PharosError
+from pharos.model.levels import Level
 from pharos.services.dicomweb_client import (
     DicomWebClient,
+    StowLimits,
+    StowPlan,
     _boundary,
     _check_stow_answer,
     _run_mode,
@@ -144,3 +148,98 @@ def test_bad_bodies(tmp_path: Path, route: str, body: bytes) -> None:
     with pytest.raises(PharosError) as caught:
         method("unknown", body)
     assert caught.value.code is ErrorCode.UNKNOWN_RESOURCE
+
+
+class FakeStore:
+    """The index and file service of `count` instances of `size` bytes each."""
+
+    def __init__(self, count: int, size: int):
+        self.files = {f"i{n}": bytes([n]) * size for n in range(count)}
+
+    def lookup(self, public_id: str) -> ResourceRef | None:
+        if public_id not in self.files:
+            return None
+        return ResourceRef(0, Level.INSTANCE, public_id, None)
+
+    def dicom_attachment(self, ref: ResourceRef) -> Attachment:
+        size = len(self.files[ref.public_id])
+        return Attachment(1, "uuid", size, size, 1, None, None)
+
+    def read_dicom(self, ref: ResourceRef) -> bytes:
+        return self.files[ref.public_id]
+
+
+def stow_requests(limits: StowLimits, count: int, size: int) -> list[int]:
+    """The number of instances in each STOW-RS request for `count` instances of `size`."""
+    requests: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        parts = request.read().count(b"Content-Type: application/dicom\r\n")
+        requests.append(parts)
+        return stow_answer(parts)
+
+    class Clients(HttpClientFactory):
+        def client(self, service: object) -> httpx.Client:
+            return httpx.Client(transport=httpx.MockTransport(answer), base_url=SERVER.url)
+
+    store = FakeStore(count, size)
+    registry = WebServiceRegistry("DICOMweb server", {"s": SERVER})
+    client = DicomWebClient(registry, Clients(HttpSettings()), store, store, None, limits)  # type: ignore[arg-type]
+    plan = StowPlan(SERVER, list(store.files), {}, None)  # type: ignore[arg-type]
+    assert client.run_stow(plan) == {"InstancesCount": str(count), "NetworkSizeMB": "0"}
+    return requests
+
+
+def test_stow_requests_follow_the_limits() -> None:
+    assert stow_requests(StowLimits(), 25, 100) == [10, 10, 5]  # Orthanc's defaults
+    assert stow_requests(StowLimits(instances=4, size=0), 9, 100) == [4, 4, 1]
+    # The instance that reaches the size is the last of its request.
+    assert stow_requests(StowLimits(instances=0, size=250), 7, 100) == [3, 3, 1]
+    assert stow_requests(StowLimits(instances=2, size=250), 5, 100) == [2, 2, 1]
+    assert stow_requests(StowLimits(instances=0, size=0), 30, 100) == [30]
+
+
+def test_delete_on_a_server_declared_with_has_delete() -> None:
+    deleting = parse_web_service(
+        "d", {"Url": "http://remote/dicom-web/", "HasDelete": True}, "DICOMweb server"
+    )
+    seen: list[tuple[str, str, str | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, request.headers.get("x-token")))
+        return httpx.Response(404 if "404" in request.url.path else 204)
+
+    class Clients(HttpClientFactory):
+        def client(self, service: object) -> httpx.Client:
+            return httpx.Client(transport=httpx.MockTransport(answer), base_url=deleting.url)
+
+    registry = WebServiceRegistry("DICOMweb server", {"s": SERVER, "d": deleting})
+    client = DicomWebClient(registry, Clients(HttpSettings()), None, None, None)  # type: ignore[arg-type]
+    assert client.operations("d")[0] == "delete"
+    assert "delete" not in client.operations("s")
+    client.delete("d", b'{"Level": "Study", "StudyInstanceUID": "1.2"}')
+    client.delete(
+        "d",
+        b'{"Level": "instance", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.2.3",'
+        b' "SOPInstanceUID": "1.2.3.4", "HttpHeaders": {"X-Token": "t"}}',
+    )
+    assert seen == [
+        ("DELETE", "/dicom-web/studies/1.2", None),
+        ("DELETE", "/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4", "t"),
+    ]
+    for body in (
+        b"{}",
+        b'{"Level": "Patient", "StudyInstanceUID": "1.2"}',
+        b'{"Level": "Series", "StudyInstanceUID": "1.2"}',
+        b'{"Level": "Study", "StudyInstanceUID": 12}',
+    ):
+        with pytest.raises(PharosError) as caught:
+            client.delete("d", body)
+        assert caught.value.http_status == 400, body
+    with pytest.raises(PharosError) as caught:
+        client.delete("s", b'{"Level": "Study", "StudyInstanceUID": "1.2"}')
+    assert caught.value.http_status == 400 and "HasDelete" in caught.value.details
+    with pytest.raises(PharosError) as caught:
+        client.delete("d", b'{"Level": "Study", "StudyInstanceUID": "404"}')
+    assert caught.value.code is ErrorCode.UNKNOWN_RESOURCE
+    assert len(seen) == 3

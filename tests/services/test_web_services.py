@@ -102,16 +102,16 @@ class MemoryStore:
     def __init__(self) -> None:
         self.rows: dict[str, str] = {}
 
-    def stored_peers(self) -> dict[str, str]:
+    def stored_services(self) -> dict[str, str]:
         return dict(sorted(self.rows.items()))
 
-    def stored_peer(self, name: str) -> str | None:
+    def stored_service(self, name: str) -> str | None:
         return self.rows.get(name)
 
-    def put_peer(self, name: str, definition: str) -> None:
+    def put_service(self, name: str, definition: str) -> None:
         self.rows[name] = definition
 
-    def delete_peer(self, name: str) -> bool:
+    def delete_service(self, name: str) -> bool:
         return self.rows.pop(name, None) is not None
 
 

@@ -18,6 +18,7 @@ from pharos.index.schema import (
     LEVEL_TABLES,
     SCHEMA_VERSION,
     SEARCH_INDEXES,
+    dicomweb_servers,
     extra_tags,
     folded,
     jobs,
@@ -126,6 +127,11 @@ def _add_peers(conn: Connection) -> None:
     peers.create(conn, checkfirst=True)
 
 
+def _add_dicomweb_servers(conn: Connection) -> None:
+    """Version 7: the DICOMweb servers of DicomWeb.ServersInDatabase."""
+    dicomweb_servers.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_labels,
@@ -133,6 +139,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _add_modalities,
     4: _add_jobs,
     5: _add_peers,
+    6: _add_dicomweb_servers,
 }
 
 

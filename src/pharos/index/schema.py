@@ -36,7 +36,7 @@ from sqlalchemy import (
 from pharos.dicom.maintags import INSTANCE_TAGS, PATIENT_TAGS, SERIES_TAGS, STUDY_TAGS, MainTag
 from pharos.model.levels import Level
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # SQLite only aliases the rowid (fast, auto-incrementing) for a column typed exactly INTEGER.
 Key = BigInteger().with_variant(Integer(), "sqlite")
@@ -210,6 +210,15 @@ Index("ix_instances_sop_instance_uid", instances.c.sop_instance_uid)
 # as the JSON object form of DicomModalities, shared by every process using the index.
 modalities = Table(
     "modalities",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("definition", Text, nullable=False),
+)
+
+# DicomWeb.ServersInDatabase (schema version 7): the DICOMweb client's remote servers defined
+# through the REST API, as the JSON object form of DicomWeb.Servers.
+dicomweb_servers = Table(
+    "dicomweb_servers",
     metadata,
     Column("name", String(255), primary_key=True),
     Column("definition", Text, nullable=False),

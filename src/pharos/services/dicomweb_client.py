@@ -2,8 +2,9 @@
 remote servers of `DicomWeb.Servers`, GET and QIDO-RS requests proxied to them, STOW-RS of
 local resources, and WADO-RS retrieval of remote ones into this server through its store path.
 
-STOW-RS sends the instances in batches (one multipart request each, chunked unless the server
-says `"ChunkedTransfers": false`); WADO-RS answers are read part by part as they arrive, each
+STOW-RS sends the instances in batches (one multipart request each, as many instances as
+`StowMaxInstances` and `StowMaxSize` allow, chunked unless the server says
+`"ChunkedTransfers": false`); WADO-RS answers are read part by part as they arrive, each
 part stored before the next is read, so memory holds one instance at a time either way.
 """
 
@@ -19,7 +20,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from pharos.index.base import Index, Reception
+from pharos.index.base import Index, Reception, ResourceRef
 from pharos.model.errors import ErrorCode, PharosError, unknown_resource
 from pharos.model.levels import Level
 from pharos.services.files import FileService
@@ -36,8 +37,13 @@ log = logging.getLogger(__name__)
 
 # As the DICOMweb plugin stores what it retrieves: through the plugin API
 RETRIEVE_RECEPTION = Reception(origin="Plugins")
-STOW_BATCH = 64  # instances per STOW-RS request
 _MEGA = 1024 * 1024
+_DELETE_PATH = ("studies", "series", "instances")
+_DELETE_LEVELS = {
+    "study": ("StudyInstanceUID",),
+    "series": ("StudyInstanceUID", "SeriesInstanceUID"),
+    "instance": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
+}
 _UNIVERSAL = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 # hop-by-hop, or set by our own server
 _NOT_FORWARDED = {
@@ -59,6 +65,20 @@ class RemoteAnswer:
     content: bytes
     content_type: str
     headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StowLimits:
+    """How much one STOW-RS request carries (DicomWeb.StowMaxInstances and StowMaxSize, with
+    Orthanc's defaults); 0: no limit. The instance that reaches `size` is the last one."""
+
+    instances: int = 10
+    size: int = 10 * 1024 * 1024  # bytes
+
+    def full(self, count: int, size: int) -> bool:
+        return bool(self.instances and count >= self.instances) or bool(
+            self.size and size >= self.size
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,19 +163,53 @@ class DicomWebClient:
         index: Index,
         files: FileService,
         store: StoreService,
+        stow_limits: StowLimits | None = None,
     ):
         self.registry = registry
         self._clients = clients
         self._index = index
         self._files = files
         self._store = store
+        self._stow_limits = stow_limits or StowLimits()
 
     # -- the registry -----------------------------------------------------------------------
 
     def operations(self, name: str) -> list[str]:
         """GET /dicom-web/servers/{name}: the routes below it."""
-        self.registry.require(name)
-        return ["get", "qido", "retrieve", "stow", "wado"]
+        server = self.registry.require(name)
+        deletes = ["delete"] if server.bool_property("HasDelete", False) else []
+        return [*deletes, "get", "qido", "retrieve", "stow", "wado"]
+
+    # -- DELETE -----------------------------------------------------------------------------
+
+    def delete(self, name: str, raw: bytes) -> None:
+        """POST /dicom-web/servers/{name}/delete: HTTP DELETE of a remote study, series or
+        instance, body {Level, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID,
+        HttpHeaders}; only for a server declared with `"HasDelete": true`."""
+        server = self.registry.require(name)
+        if not server.bool_property("HasDelete", False):
+            raise PharosError(
+                ErrorCode.BAD_REQUEST,
+                f'The DICOMweb server {name!r} is not declared with "HasDelete": true',
+                http_status=400,
+            )
+        body = json_object(raw)
+        level = str(body.get("Level", "")).lower()
+        keys = _DELETE_LEVELS.get(level)
+        if keys is None:
+            raise PharosError(
+                ErrorCode.BAD_FILE_FORMAT, '"Level" must be "Study", "Series" or "Instance"'
+            )
+        uids = []
+        for key in keys:
+            uid = body.get(key)
+            if not isinstance(uid, str) or not uid.strip():
+                raise PharosError(ErrorCode.BAD_FILE_FORMAT, f'Deleting a {level} needs "{key}"')
+            uids.append(quote(uid.strip(), safe=""))
+        relative = "/".join(part for pair in zip(_DELETE_PATH, uids, strict=False) for part in pair)
+        with self._clients.session(server) as client:
+            response = client.delete(relative, headers=_string_map(body, "HttpHeaders"))
+            check_answer(server, response, f"DELETE {relative}")
 
     # -- GET and QIDO-RS --------------------------------------------------------------------
 
@@ -250,11 +304,10 @@ class DicomWebClient:
 
     def stow_batch(self, plan: StowPlan, progress: StowProgress) -> bool:
         """Send the next batch of instances in one STOW-RS request; False when all are sent."""
-        batch = plan.instances[progress.position : progress.position + STOW_BATCH]
+        batch = self._next_batch(plan.instances[progress.position :])
         if not batch:
             return False
         server = plan.server
-        files = [self._file(public_id) for public_id in batch]  # refs checked before sending
         boundary = f"{uuid.uuid4().hex}-{uuid.uuid4().hex}"
         headers = {
             **plan.headers,
@@ -262,7 +315,7 @@ class DicomWebClient:
             "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
         }
         sent = [0]
-        parts = _multipart(files, boundary, sent)
+        parts = _multipart([_LazyFile(self._files, ref) for ref in batch], boundary, sent)
         chunked = server.bool_property("ChunkedTransfers", True)
         content: bytes | Iterator[bytes] = parts if chunked else b"".join(parts)
         with self._clients.session(server) as client:
@@ -273,14 +326,23 @@ class DicomWebClient:
         progress.size += sent[0]
         return progress.position < len(plan.instances)
 
-    def _file(self, public_id: str) -> Iterable[bytes]:
-        ref = self._index.lookup(public_id)
-        if ref is None:
-            raise PharosError(
-                ErrorCode.UNKNOWN_RESOURCE,
-                f"Instance {public_id} was deleted before it could be sent",
-            )
-        return _LazyFile(self._files, ref)
+    def _next_batch(self, remaining: list[str]) -> list[ResourceRef]:
+        """The instances of the next request, all checked present before anything is sent."""
+        batch: list[ResourceRef] = []
+        size = 0
+        for public_id in remaining:
+            ref = self._index.lookup(public_id)
+            if ref is None:
+                raise PharosError(
+                    ErrorCode.UNKNOWN_RESOURCE,
+                    f"Instance {public_id} was deleted before it could be sent",
+                )
+            batch.append(ref)
+            if self._stow_limits.size:
+                size += self._files.dicom_attachment(ref).uncompressed_size
+            if self._stow_limits.full(len(batch), size):
+                break
+        return batch
 
     # -- WADO-RS retrieve -------------------------------------------------------------------
 
@@ -369,7 +431,7 @@ class DicomWebClient:
 class _LazyFile:
     """A stored file read only when the multipart body reaches it."""
 
-    def __init__(self, files: FileService, ref: Any):
+    def __init__(self, files: FileService, ref: ResourceRef):
         self._files = files
         self._ref = ref
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pharos.services.deletion import DeletionService
 from pharos.services.dicomweb_frames import DicomWebFrames
 from pharos.services.dicomweb_retrieve import DicomWebRetrieve
 from pharos.services.dicomweb_search import DicomWebSearch
@@ -21,10 +22,13 @@ class DicomWebServer:
     thumbnails: ThumbnailService  # WADO-RS /thumbnail: the REST API's cached thumbnails
     images: ImageService  # WADO-RS /rendered: the REST API's rendering
     frames: DicomWebFrames  # WADO-RS /frames and /bulk
+    deletion: DeletionService  # DELETE of studies, series, instances: the REST API's
     wado_root: str | None = "/wado"  # DicomWeb.WadoRoot normalized; None: EnableWado false
     cors: CorsPolicy | None = None  # DicomWeb.Cors; None: no CORS headers
     public_host: str = ""  # DicomWeb.Host: host[:port] of answers' URLs; "": the request's
     ssl: bool = False  # DicomWeb.Ssl: answers' URLs use https
+    # DicomWeb.PublicRoot normalized: the root's path in answers' URLs; None: `root`
+    public_root: str | None = None
 
 
 def normalize_host(host: str) -> str:

@@ -197,21 +197,22 @@ def format_public(service: WebService) -> dict[str, Any]:
 
 
 class WebServiceStore(Protocol):
-    """Where services defined through the REST API are kept (the index's `peers` table)."""
+    """Where services defined through the REST API are kept (a table of the index)."""
 
-    def stored_peers(self) -> dict[str, str]: ...
+    def stored_services(self) -> dict[str, str]: ...
 
-    def stored_peer(self, name: str) -> str | None: ...
+    def stored_service(self, name: str) -> str | None: ...
 
-    def put_peer(self, name: str, definition: str) -> None: ...
+    def put_service(self, name: str, definition: str) -> None: ...
 
-    def delete_peer(self, name: str) -> bool: ...
+    def delete_service(self, name: str) -> bool: ...
 
 
 class WebServiceRegistry:
     """The services known now, thread-safe: the configured ones, changed by PUT/DELETE until
-    restart; or, with a store (OrthancPeersInDatabase), the stored ones only, shared by every
-    process using the same index (Orthanc ignores OrthancPeers in that mode)."""
+    restart; or, with a store (OrthancPeersInDatabase, DicomWeb.ServersInDatabase), the stored
+    ones only, shared by every process using the same index (Orthanc ignores the configured
+    ones in that mode)."""
 
     def __init__(
         self,
@@ -228,7 +229,7 @@ class WebServiceRegistry:
         if self._store is not None:
             found = [
                 _from_stored(name, text, self.kind)
-                for name, text in self._store.stored_peers().items()
+                for name, text in self._store.stored_services().items()
             ]
             return sorted((s for s in found if s is not None), key=lambda s: s.name)
         with self._lock:
@@ -236,7 +237,7 @@ class WebServiceRegistry:
 
     def get(self, name: str) -> WebService | None:
         if self._store is not None:
-            text = self._store.stored_peer(name)
+            text = self._store.stored_service(name)
             return None if text is None else _from_stored(name, text, self.kind)
         with self._lock:
             return self._configured.get(name)
@@ -268,7 +269,7 @@ class WebServiceRegistry:
             )
         service = parse_web_service(name, value, self.kind)
         if self._store is not None:
-            self._store.put_peer(name, json.dumps(serialize(service), sort_keys=True))
+            self._store.put_service(name, json.dumps(serialize(service), sort_keys=True))
         else:
             with self._lock:
                 self._configured[name] = service
@@ -277,7 +278,7 @@ class WebServiceRegistry:
 
     def delete(self, name: str) -> None:
         if self._store is not None:
-            removed = self._store.delete_peer(name)
+            removed = self._store.delete_service(name)
         else:
             with self._lock:
                 removed = self._configured.pop(name, None) is not None

@@ -156,3 +156,65 @@ def test_dicomweb_client(server_factory: Any) -> None:
         assert api.delete("/dicom-web/servers/added").status_code == 200
         error_of(api.delete("/dicom-web/servers/added"), 404)
         error_of(api.put("/dicom-web/servers/bad", json=[]), 400)
+
+
+def test_servers_in_database_stow_batches_and_remote_delete(server_factory: Any) -> None:
+    """DicomWeb.ServersInDatabase keeps servers across restarts (and ignores Servers); a
+    server declared with HasDelete takes DELETE through the client, which a second Pharos
+    serves; StowMaxInstances splits the STOW-RS requests."""
+    remote_server = server_factory({})
+    remote = Api(base_url=remote_server.url, timeout=60)
+    root = remote_server.url + "/dicom-web/"
+    config = {
+        "DicomWeb": {
+            "ServersInDatabase": True,
+            "Servers": {"ignored": [root]},
+            "StowMaxInstances": 2,
+        }
+    }
+    local_server = server_factory(config)
+    api = Api(base_url=local_server.url, timeout=60)
+    with remote, api:
+        assert api.get("/dicom-web/servers").json() == []
+        definition = {"Url": root, "HasDelete": True}
+        assert api.put("/dicom-web/servers/remote", json=definition).status_code == 200
+        local_server.stop()
+        local_server.start(timeout=120)
+        assert api.get("/dicom-web/servers").json() == ["remote"]
+        assert api.get("/dicom-web/servers/remote").json()[0] == "delete"
+
+        # five instances, sent in requests of at most two (counted in the unit tests)
+        study_uid = generate_uid()
+        local = upload(api, 5, patient_id="DEL1", study_uid=study_uid)
+        stowed = api.post(
+            "/dicom-web/servers/remote/stow", json={"Resources": [local[0]["ParentStudy"]]}
+        )
+        assert stowed.status_code == 200, stowed.text
+        assert stowed.json()["InstancesCount"] == "5"
+        same_files(api, remote, [a["ID"] for a in local])
+
+        # DELETE through the client: an instance, then the study (the remote's own DELETE)
+        tags = remote.get(f"/instances/{local[0]['ID']}/tags?simplify").json()
+        instance = {
+            "Level": "Instance",
+            "StudyInstanceUID": study_uid,
+            "SeriesInstanceUID": tags["SeriesInstanceUID"],
+            "SOPInstanceUID": tags["SOPInstanceUID"],
+        }
+        deleted = api.post("/dicom-web/servers/remote/delete", json=instance)
+        assert deleted.status_code == 200 and deleted.json() == {}, deleted.text
+        assert remote.get(f"/instances/{local[0]['ID']}").status_code == 404
+        assert len(remote.get(f"/studies/{local[0]['ParentStudy']}/instances").json()) == 4
+        error_of(api.post("/dicom-web/servers/remote/delete", json=instance), 404)
+        error_of(api.post("/dicom-web/servers/remote/delete", json={"Level": "Study"}), 400)
+        study = {"Level": "Study", "StudyInstanceUID": study_uid}
+        assert api.post("/dicom-web/servers/remote/delete", json=study).status_code == 200
+        assert remote.get("/studies").json() == []
+        assert len(api.get("/instances").json()) == 5  # the local copies stay
+
+        # the server side on its own: 204, 404 once gone, 400 for a malformed UID
+        series = f"/dicom-web/studies/{study_uid}/series/{tags['SeriesInstanceUID']}"
+        assert api.delete(series).status_code == 204
+        assert api.get("/instances").json() == []
+        error_of(api.delete(f"/dicom-web/studies/{study_uid}"), 404)
+        error_of(api.delete("/dicom-web/studies/1.2.x"), 400)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pharos.http.dicomweb import bulkdata, frames, qido, rendered, stow, wado
+from pharos.http.dicomweb import bulkdata, delete, frames, qido, rendered, stow, wado
 from pharos.services.dicomweb_server import DicomWebServer
 
 
@@ -13,7 +13,7 @@ def router(server: DicomWebServer, client: APIRouter | None = None) -> APIRouter
     routes of each module carry the root themselves and are gathered in one flat list (see
     `http.app.add_routes`)."""
     api = APIRouter()
-    for module in (qido, wado, frames, bulkdata, rendered, stow):
+    for module in (qido, wado, frames, bulkdata, rendered, stow, delete):
         api.routes.extend(module.router(server).routes)
     if client is not None:
         api.routes.extend(client.routes)

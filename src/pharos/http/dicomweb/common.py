@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -20,15 +21,46 @@ _JSON_TYPES = frozenset({DICOM_JSON, "application/json", "*/*", "application/*"}
 
 
 def base_url(request: Request, server: DicomWebServer) -> str:
-    """The absolute URL of the DICOMweb root, ending with a slash (for RetrieveURL and
-    BulkDataURI): the request's, or the host and scheme of DicomWeb.Host and Ssl (for clients
-    that send a Host header without the port, or reverse proxies that rewrite it)."""
+    """The absolute URL of the DICOMweb root as the client sees it, ending with a slash (for
+    RetrieveURL and BulkDataURI). Host and scheme: DicomWeb.Host and Ssl when set, else those
+    a reverse proxy reports (`Forwarded`, else `X-Forwarded-Host`/`-Proto`), else the
+    request's. Path: DicomWeb.PublicRoot when set (a proxy serving Pharos under another
+    path), else the root Pharos serves."""
     url = request.base_url
-    if server.public_host:
-        url = url.replace(netloc=server.public_host)
-    if server.ssl:
-        url = url.replace(scheme="https")
+    proto, host = _forwarded(request)
+    if server.public_host or host:
+        url = url.replace(netloc=server.public_host or host)
+    if server.ssl or proto:
+        url = url.replace(scheme="https" if server.ssl else proto)
+    if server.public_root is not None:
+        return f"{url.scheme}://{url.netloc}{server.public_root}/"
     return str(url).rstrip("/") + server.root + "/"
+
+
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _forwarded(request: Request) -> tuple[str, str]:
+    """(proto, host) of the first hop of `Forwarded` (RFC 7239), or of `X-Forwarded-Proto`
+    and `X-Forwarded-Host`; "" for what is absent or malformed (ignored, never copied into
+    URLs)."""
+    proto = host = ""
+    forwarded = request.headers.get("forwarded")
+    if forwarded:
+        for pair in forwarded.split(",")[0].split(";"):
+            key, _, value = pair.partition("=")
+            value = value.strip().strip('"')
+            if key.strip().lower() == "proto":
+                proto = value.lower()
+            elif key.strip().lower() == "host":
+                host = value
+    else:
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
+    return (
+        proto if proto in ("http", "https") else "",
+        host if _HOST.fullmatch(host) else "",
+    )
 
 
 def wants_xml(request: Request) -> bool:

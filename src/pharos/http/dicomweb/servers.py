@@ -1,5 +1,6 @@
 """The DICOMweb client (`{root}/servers`), as Orthanc's DICOMweb plugin: the remote servers,
-GET/QIDO-RS proxied to them, STOW-RS of local resources, WADO-RS retrieval into this server."""
+GET/QIDO-RS proxied to them, STOW-RS of local resources, WADO-RS retrieval into this server,
+DELETE on those declared with `HasDelete`."""
 
 from __future__ import annotations
 
@@ -63,6 +64,16 @@ def router(
             media_type=remote.content_type,
             headers=remote.headers,
         )
+
+    @api.post(
+        "/servers/{name}/delete",
+        summary="DELETE a study, series or instance on a remote server declared with HasDelete",
+        description="Body: {Level (Study, Series or Instance), StudyInstanceUID, "
+        "SeriesInstanceUID, SOPInstanceUID, HttpHeaders}.",
+    )
+    async def delete(name: str, request: Request) -> JsonResponse:
+        await run_in_threadpool(client.delete, name, await request.body())
+        return JsonResponse({})
 
     @api.post(
         "/servers/{name}/qido",
