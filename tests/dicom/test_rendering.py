@@ -195,6 +195,38 @@ def test_rendered_resizes(smooth: bool) -> None:
     assert image.shape == (10, 20) and image.dtype == np.uint8
 
 
+def test_crop_to_a_region_keeps_at_least_a_pixel() -> None:
+    image = np.arange(8 * 10, dtype=np.uint8).reshape(8, 10)
+    assert np.array_equal(rendering.crop(image, (0.0, 0.0, 0.5, 0.25)), image[0:2, 0:5])
+    assert np.array_equal(rendering.crop(image, (0.25, 0.5, 1.0, 1.0)), image[4:8, 2:10])
+    assert rendering.crop(image, (0.99, 0.99, 1.0, 1.0)).shape == (1, 1)
+
+
+def test_region_is_cropped_before_the_resize() -> None:
+    ds = image_dataset(ramp((40, 80), np.uint16, 0, 4095), bits_stored=12)
+    info = image_info(ds)
+    options = RenderOptions(width=80, region=(0.0, 0.0, 0.5, 0.5))
+    image = rendering.rendered(decode_frame(ds), ds, info, 0, options)
+    assert image.shape == (40, 80)  # a 40 x 20 region, enlarged to the width asked
+
+
+def test_annotations_are_burnt_where_asked() -> None:
+    ds = image_dataset(np.zeros((128, 128), np.uint16), bits_stored=12)
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "P1"
+    ds.Modality = "CT"
+    ds.InstanceNumber = 3
+    info = image_info(ds)
+    frame = decode_frame(ds)
+    plain = rendering.rendered(frame, ds, info, 0, RenderOptions())
+    patient = rendering.rendered(frame, ds, info, 0, RenderOptions(annotation=("patient",)))
+    technique = rendering.rendered(frame, ds, info, 0, RenderOptions(annotation=("technique",)))
+    assert patient.shape == technique.shape == plain.shape
+    # The patient's lines in the upper half, the technique's in the lower one.
+    assert patient[:64].any() and not patient[64:].any()
+    assert technique[64:].any() and not technique[:64].any()
+
+
 # -- image-uint8/16/int16, numpy, Matlab --------------------------------------------------------
 
 

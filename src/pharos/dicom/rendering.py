@@ -21,6 +21,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from pharos.dicom.annotation import annotate
 from pharos.dicom.pixels import ImageInfo, image_error
 
 FloatArray = np.ndarray
@@ -42,6 +43,9 @@ class RenderOptions:
     width: int | None = None
     height: int | None = None
     smooth: bool = False
+    # WADO-URI `region`: (xmin, ymin, xmax, ymax) of the source, as fractions of its size
+    region: tuple[float, float, float, float] | None = None
+    annotation: tuple[str, ...] = ()  # WADO-URI `annotation`: "patient", "technique"
 
 
 # -- attributes of one frame ---------------------------------------------------------------
@@ -243,13 +247,47 @@ def preview(frame: np.ndarray, ds: Dataset, info: ImageInfo, index: int = 0) -> 
 def rendered(
     frame: np.ndarray, ds: Dataset, info: ImageInfo, index: int, options: RenderOptions
 ) -> np.ndarray:
-    """Orthanc's `/rendered`: window (color untouched), then resize keeping the aspect ratio."""
+    """Orthanc's `/rendered`: window (color untouched), then resize keeping the aspect ratio;
+    cropped to `region` first and annotated last when asked."""
     if info.is_color:
         image = color_to_rgb8(frame, info)
     else:
         image = render_grayscale(
             frame, ds, info, index, options.window_center, options.window_width
         )
+    if options.region is not None:
+        image = crop(image, options.region)
+    image = _resized(image, options)
+    if options.annotation:
+        window = "" if info.is_color else _window_text(ds, index, options)
+        image = annotate(image, ds, options.annotation, window)
+    return image
+
+
+def _window_text(ds: Dataset, index: int, options: RenderOptions) -> str:
+    """ "center/width" of the window applied, "" if none (the frame's full range)."""
+    base = window_of(ds, index)
+    center, width = options.window_center, options.window_width
+    if base is not None:
+        center = base.center if center is None else center
+        width = base.width if width is None else width
+    if center is None or width is None:
+        return ""
+    return f"{center:g}/{width:g}"
+
+
+def crop(image: np.ndarray, region: tuple[float, float, float, float]) -> np.ndarray:
+    """The part of `image` in `region` (fractions of its width and height), at least one
+    pixel each way."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = region
+    left, top = min(int(x0 * width), width - 1), min(int(y0 * height), height - 1)
+    right = max(left + 1, min(width, math.ceil(x1 * width)))
+    bottom = max(top + 1, min(height, math.ceil(y1 * height)))
+    return image[top:bottom, left:right]
+
+
+def _resized(image: np.ndarray, options: RenderOptions) -> np.ndarray:
     size = target_size(image.shape[1], image.shape[0], options.width, options.height)
     if size == (image.shape[1], image.shape[0]):
         return image

@@ -117,7 +117,12 @@ def test_uids_are_checked(site: Site) -> None:
         "windowCenter=40&windowWidth=0",
         "windowCenter=nan&windowWidth=10",
         "imageQuality=101",
-        "region=0,0,0.5,0.5",
+        "region=0,0,0.5",
+        "region=0.5,0,0.5,1",
+        "region=0,0,1.5,1",
+        "region=a,b,c,d",
+        "annotation=everything",
+        "presentationUID=1.2.3",
         "anonymize=yes",
     ],
 )
@@ -140,3 +145,22 @@ def test_wado_uri_can_be_disabled(server_factory: object) -> None:
     server = server_factory({"DicomWeb": {"EnableWado": False}})  # type: ignore[operator]
     with httpx.Client(base_url=server.url) as client:
         assert client.get(f"/wado?requestType=WADO&objectUID={SOP}").status_code == 404
+
+
+def test_region_and_annotation(site: Site) -> None:
+    status, kind, body = wado(site, "contentType=image/png&region=0,0,0.5,0.25")
+    assert (status, kind) == (200, "image/png")
+    assert Image.open(io.BytesIO(body)).size == (12, 8)  # a quarter of the height, half width
+    whole = Image.open(io.BytesIO(wado(site, "contentType=image/png")[2]))
+    part = Image.open(io.BytesIO(body))
+    assert part.tobytes() == whole.crop((0, 0, 12, 8)).tobytes()
+    # Cropped, then scaled to the rows and columns asked.
+    status, _, body = wado(site, "contentType=image/png&region=0.5,0.5,1,1&columns=48")
+    assert status == 200 and Image.open(io.BytesIO(body)).size == (48, 64)
+    # Text burnt in: the image changes, its size does not.
+    status, _, body = wado(site, "contentType=image/png&rows=256&annotation=patient,technique")
+    assert status == 200
+    annotated = Image.open(io.BytesIO(body))
+    plain = Image.open(io.BytesIO(wado(site, "contentType=image/png&rows=256")[2]))
+    assert annotated.size == plain.size == (192, 256)
+    assert annotated.tobytes() != plain.tobytes()

@@ -3,7 +3,8 @@ its UIDs, as its DICOM file or one frame rendered as JPEG, PNG or GIF.
 
 As Orthanc's DICOMweb plugin: objectUID is required, studyUID and seriesUID are checked when
 given, requests that cannot be answered are 400s. Beyond the plugin: frameNumber,
-rows/columns, windowCenter/windowWidth, imageQuality, and transferSyntax for DICOM answers.
+rows/columns, windowCenter/windowWidth, imageQuality, region, annotation, and transferSyntax
+for DICOM answers. Presentation states (presentationUID) are refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pharos.dicom.annotation import KINDS as ANNOTATIONS
 from pharos.dicom.image_formats import ImageFormat
 from pharos.dicom.rendering import RenderOptions
 from pharos.dicom.transcode import TranscodingError, check_target
@@ -29,7 +31,7 @@ DICOM = "application/dicom"
 GIF = "image/gif"
 _RENDERED = {"image/jpeg": ImageFormat.JPEG, "image/png": ImageFormat.PNG, GIF: ImageFormat.PNG}
 # Parameters of PS3.18 Table 9.1-1 Pharos does not implement: refused, not ignored.
-_REFUSED = ("region", "annotation", "presentationUID", "presentationSeriesUID")
+_REFUSED = ("presentationUID", "presentationSeriesUID")
 
 
 def router(server: DicomWebServer, root: str) -> APIRouter:
@@ -110,9 +112,46 @@ def _render_options(parameters: QueryParams) -> tuple[RenderOptions, int]:
     if quality > 100:
         raise _bad(f"imageQuality must be from 1 to 100, not {quality}")
     options = RenderOptions(
-        window_center=center, window_width=width, width=columns, height=rows, smooth=True
+        window_center=center,
+        window_width=width,
+        width=columns,
+        height=rows,
+        smooth=True,
+        region=_region(parameters.get("region")),
+        annotation=_annotation(parameters.get("annotation")),
     )
     return options, quality
+
+
+def _region(text: str | None) -> tuple[float, float, float, float] | None:
+    """`region=xmin,ymin,xmax,ymax`: fractions of the source image, 0 to 1, min below max."""
+    if not text:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if (
+        len(values) != 4
+        or not all(0.0 <= value <= 1.0 for value in values)
+        or values[0] >= values[2]
+        or values[1] >= values[3]
+    ):
+        raise _bad(
+            "region must be xmin,ymin,xmax,ymax: fractions of the image from 0 to 1, each "
+            f"minimum below its maximum, not {text!r}"
+        )
+    return values[0], values[1], values[2], values[3]
+
+
+def _annotation(text: str | None) -> tuple[str, ...]:
+    """`annotation=patient,technique` (either or both)."""
+    if not text:
+        return ()
+    kinds = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",")))
+    if not all(kind in ANNOTATIONS for kind in kinds):
+        raise _bad(f'annotation must be "patient" and/or "technique", not {text!r}')
+    return kinds
 
 
 def _integer(parameters: QueryParams, name: str, minimum: int) -> int | None:
