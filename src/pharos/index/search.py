@@ -76,12 +76,16 @@ class SearchMixin:
         def work(conn: Connection) -> list[ResourceRef]:
             if not postgres:
                 return [_ref(row) for row in conn.execute(statement)]
-            if (conn.dialect.server_version_info or ()) >= (12,):
-                # psycopg prepares a statement run 5 times; PostgreSQL then switches to a
-                # generic plan, blind to the values: it may walk the primary key to find the
-                # few studies of a date range (10x slower). Plan each search for its values.
-                conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-            pks = list(conn.execute(statement).scalars())
+            # psycopg prepares a statement run 5 times; PostgreSQL then switches to a generic
+            # plan, blind to the values: it may walk the primary key to find the few studies
+            # of a date range (10x slower). The search is not prepared: planned for its values.
+            driver = conn.connection.driver_connection
+            threshold = driver.prepare_threshold  # type: ignore[union-attr]
+            driver.prepare_threshold = None  # type: ignore[union-attr]
+            try:
+                pks = list(conn.execute(statement).scalars())
+            finally:
+                driver.prepare_threshold = threshold  # type: ignore[union-attr]
             found = _refs(conn, pks)
             return [found[pk] for pk in pks if pk in found]  # unless deleted meanwhile
 

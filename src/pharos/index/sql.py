@@ -152,11 +152,16 @@ class SqlIndex(
         # One statement needs no transaction: a pooled DBAPI connection, no BEGIN/COMMIT
         # (this runs before every upload, to spare resent instances a file write).
         raw = self._read_engine.raw_connection()
+        postgres = self._dialect == "postgresql"
         try:
+            if postgres:  # else psycopg would BEGIN, and the pool ROLLBACK on return
+                raw.driver_connection.autocommit = True  # type: ignore[union-attr]
             cursor = raw.cursor()
             cursor.execute(self._lookup.sql, self._lookup.bind({"public_id": public_id}))
             row = cursor.fetchone()
         finally:
+            if postgres:
+                raw.driver_connection.autocommit = False  # type: ignore[union-attr]
             raw.close()
         return None if row is None else ResourceRef(row[0], Level(row[1]), row[2], row[3])
 
