@@ -664,6 +664,8 @@ def test_computed_tags_of_studies(stored: Stored) -> None:
     assert values[pk5][MODALITIES_IN_STUDY] == "OT"
     only = stored.index.computed_tags(ST, [pk1], frozenset({MODALITIES_IN_STUDY}))
     assert only == {pk1: {MODALITIES_IN_STUDY: "CT\\SR"}}
+    counted = stored.index.computed_tags(ST, [pk1], frozenset({NUMBER_OF_STUDY_RELATED_INSTANCES}))
+    assert counted == {pk1: {NUMBER_OF_STUDY_RELATED_INSTANCES: "3"}}
 
 
 def test_computed_tags_of_the_other_levels(stored: Stored) -> None:

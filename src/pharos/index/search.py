@@ -29,6 +29,8 @@ from pharos.dicom.computed import (
     COUNTS,
     INSTANCE_AVAILABILITY,
     MODALITIES_IN_STUDY,
+    NUMBER_OF_STUDY_RELATED_INSTANCES,
+    NUMBER_OF_STUDY_RELATED_SERIES,
     SOP_CLASSES_IN_STUDY,
 )
 from pharos.dicom.maintags import MAIN_TAGS, SOP_CLASS_UID
@@ -144,12 +146,13 @@ class SearchMixin:
     ) -> dict[int, dict[int, str]]:
         def work(conn: Connection) -> dict[int, dict[int, str]]:
             result: dict[int, dict[int, str]] = {pk: {} for pk in pks}
+            summarized = _STUDY_SUMMARY & wanted if level is Level.STUDY else frozenset()
+            if summarized:
+                _study_summary(conn, result, pks, summarized)
             for tag, (parent_level, counted) in COUNTS.items():
-                if tag in wanted and parent_level is level:
+                if tag in wanted and parent_level is level and tag not in summarized:
                     for pk, count in _counts(conn, pks, int(counted) - int(level)).items():
                         result[pk][tag] = str(count)
-            if level is Level.STUDY and MODALITIES_IN_STUDY in wanted:
-                _sets(conn, result, pks, MODALITIES_IN_STUDY, series.c.modality, 1)
             if level is Level.STUDY and SOP_CLASSES_IN_STUDY in wanted:
                 _sets(conn, result, pks, SOP_CLASSES_IN_STUDY, instances.c.sop_class_uid, 2)
             if level is Level.INSTANCE and SOP_CLASS_UID in wanted:
@@ -307,6 +310,51 @@ def _counts(conn: Connection, pks: list[int], depth: int) -> dict[int, int]:
     for chunk in _chunks(pks):
         counts.update(conn.execute(query, {"keys": chunk}).all())
     return counts
+
+
+# A study's series and instance counts and its modalities, from one statement (a QIDO-RS
+# study search asks for the three).
+_STUDY_SUMMARY = frozenset(
+    (NUMBER_OF_STUDY_RELATED_SERIES, NUMBER_OF_STUDY_RELATED_INSTANCES, MODALITIES_IN_STUDY)
+)
+
+
+@functools.cache
+def _study_summary_query(dialect: str) -> Any:
+    """Each series of the studies: (study pk, series pk, modality, number of instances)."""
+    study, one, child = (resources.alias(name) for name in ("st", "se", "ins"))
+    chain = (
+        study.join(one, one.c.parent_pk == study.c.pk)
+        .outerjoin(series, series.c.pk == one.c.pk)
+        .outerjoin(child, child.c.parent_pk == one.c.pk)
+    )
+    return (
+        select(study.c.pk, one.c.pk, series.c.modality, func.count(child.c.pk))
+        .select_from(chain)
+        .where(_keys(dialect, study.c.pk))
+        .group_by(study.c.pk, one.c.pk, series.c.modality)
+    )
+
+
+def _study_summary(
+    conn: Connection, result: dict[int, dict[int, str]], pks: list[int], wanted: frozenset[int]
+) -> None:
+    counts = {pk: [0, 0] for pk in pks}  # series, instances
+    modalities: dict[int, set[str]] = {pk: set() for pk in pks}
+    query = _study_summary_query(conn.dialect.name)
+    for chunk in _chunks(pks):
+        for study_pk, _, modality, instances_count in conn.execute(query, {"keys": chunk}):
+            counts[study_pk][0] += 1
+            counts[study_pk][1] += instances_count
+            if modality is not None:
+                modalities[study_pk].add(modality)
+    for pk, (series_count, instances_count) in counts.items():
+        if NUMBER_OF_STUDY_RELATED_SERIES in wanted:
+            result[pk][NUMBER_OF_STUDY_RELATED_SERIES] = str(series_count)
+        if NUMBER_OF_STUDY_RELATED_INSTANCES in wanted:
+            result[pk][NUMBER_OF_STUDY_RELATED_INSTANCES] = str(instances_count)
+        if MODALITIES_IN_STUDY in wanted:
+            result[pk][MODALITIES_IN_STUDY] = "\\".join(sorted(modalities[pk]))
 
 
 @functools.cache
