@@ -1,6 +1,7 @@
 """Benchmark DICOMweb: QIDO-RS study search by StudyDate range, WADO-RS series metadata (cold
-and cached) and STOW-RS throughput, on a fresh `pharos serve`; then the same QIDO search on a
-second server holding `--large` instances (100,000 by default, 20,000 studies).
+and cached: 20-instance series, and one of 500), frame retrieval and STOW-RS throughput, on a
+fresh `pharos serve`; then the same QIDO search on a second server holding `--large`
+instances (100,000 by default, 20,000 studies).
 
 Loads the generated corpus of bench/corpus.py (10,000 instances = 2,000 studies by default,
 the size of the issue's Orthanc numbers) with bench/find.py's loader, adds series of 20
@@ -99,16 +100,7 @@ def qido(client: Client, corpus: Corpus, repetitions: int) -> dict[str, Any]:
 
 def metadata(client: Client, series_count: int, repetitions: int) -> dict[str, Any]:
     files = generate(series_count * 20, per_series=20)
-    series: list[tuple[str, str]] = []
-    for data in files:
-        status, body, _ = client.request(
-            "POST", "/instances", data, {"Content-Type": "application/dicom"}
-        )
-        if status != 200:
-            raise RuntimeError(f"upload answered {status}: {body[:300]!r}")
-    for data in files[::20]:
-        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        series.append((str(header.StudyInstanceUID), str(header.SeriesInstanceUID)))
+    series = [(study, serie) for study, serie, _ in upload(client, files)[::20]]
     cold, cached = [], []
     for study, serie in series:
         path = f"{ROOT}/studies/{study}/series/{serie}/metadata"
@@ -129,6 +121,58 @@ def metadata(client: Client, series_count: int, repetitions: int) -> dict[str, A
         "cold": percentiles(cold),
         "cached": percentiles(cached),
     }
+
+
+def upload(client: Client, files: list[bytes]) -> list[tuple[str, str, str]]:
+    """POST /instances each file; their (study, series, SOP instance) UIDs."""
+    uids = []
+    for data in files:
+        status, body, _ = client.request(
+            "POST", "/instances", data, {"Content-Type": "application/dicom"}
+        )
+        if status != 200:
+            raise RuntimeError(f"upload answered {status}: {body[:300]!r}")
+        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        uids.append(
+            (str(header.StudyInstanceUID), str(header.SeriesInstanceUID), header.SOPInstanceUID)
+        )
+    return uids
+
+
+def large_series_metadata(client: Client, count: int, repetitions: int) -> dict[str, Any]:
+    """WADO-RS metadata of one `count`-instance series: the first request (every file read,
+    the answer cached) and the next ones (from the cache)."""
+    study, series, _ = upload(client, generate(count, per_series=count))[0]
+    path = f"{ROOT}/studies/{study}/series/{series}/metadata"
+    timings = []
+    for _ in range(repetitions + 1):
+        status, body, elapsed = client.request("GET", path)
+        if status != 200 or len(json.loads(body)) != count:
+            raise RuntimeError(f"metadata answered {status}: {body[:300]!r}")
+        timings.append(elapsed)
+    return {
+        "instances": count,
+        "answer_kb": len(body) // 1024,
+        "cold_ms": timings[0] * 1000,
+        "cached": percentiles(timings[1:]),
+    }
+
+
+def frames(client: Client, count: int, repetitions: int) -> dict[str, Any]:
+    """WADO-RS /frames/1 of 512x512 16-bit CT instances, uncompressed
+    (application/octet-stream), over `count` instances in turn."""
+    uids = upload(client, generate(count, per_series=count))
+    accept = 'multipart/related; type="application/octet-stream"'
+    timings = []
+    for repetition in range(repetitions + 5):
+        study, series, instance = uids[repetition % count]
+        path = f"{ROOT}/studies/{study}/series/{series}/instances/{instance}/frames/1"
+        status, body, elapsed = client.request("GET", path, headers={"Accept": accept})
+        if status != 200 or len(body) < 512 * 512 * 2:
+            raise RuntimeError(f"frames answered {status}: {body[:300]!r}")
+        if repetition >= 5:
+            timings.append(elapsed)
+    return {"instances": count, **percentiles(timings)}
 
 
 def stow(client: Client, count: int, per_request: int) -> dict[str, Any]:
@@ -174,6 +218,12 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=10_000, help="corpus size (5 per study)")
     parser.add_argument("--repetitions", type=int, default=200)
     parser.add_argument("--series", type=int, default=10, help="20-instance series for metadata")
+    parser.add_argument(
+        "--large-series",
+        type=int,
+        default=500,
+        help="instances of the series whose metadata is timed cold and cached (0: skip)",
+    )
     parser.add_argument("--stow", type=int, default=400, help="instances sent with STOW-RS")
     parser.add_argument(
         "--large",
@@ -200,6 +250,13 @@ def main() -> None:
         print("qido", results["qido_study_date_range"], flush=True)
         results["series_metadata_20"] = metadata(client, args.series, args.repetitions)
         print("metadata", results["series_metadata_20"], flush=True)
+        if args.large_series:
+            results["series_metadata_large"] = large_series_metadata(
+                client, args.large_series, min(args.repetitions, 50)
+            )
+            print("metadata of a large series", results["series_metadata_large"], flush=True)
+        results["frames"] = frames(client, 20, args.repetitions)
+        print("frames", results["frames"], flush=True)
         results["stow"] = stow(client, args.stow, 20)
         print("stow", results["stow"], flush=True)
         results["rest_upload"] = rest_upload(client, args.stow)
@@ -228,6 +285,14 @@ def main() -> None:
         f"series metadata, 20 instances: cold p50 "
         f"{results['series_metadata_20']['cold']['p50_ms']:.2f} ms, cached p50 "
         f"{cached_p50:.2f} ms (target < {METADATA_TARGET_MS:.0f} ms)\n"
+        + (
+            f"series metadata, {results['series_metadata_large']['instances']} instances: "
+            f"first {results['series_metadata_large']['cold_ms']:.0f} ms, cached p50 "
+            f"{results['series_metadata_large']['cached']['p50_ms']:.1f} ms\n"
+            if "series_metadata_large" in results
+            else ""
+        )
+        + f"frames/1, 512x512 16-bit, uncompressed: p50 {results['frames']['p50_ms']:.2f} ms\n"
         f"STOW-RS: {results['stow']['instances_per_s']:.0f} instances/s "
         f"({results['stow']['per_request']} per request, 1 client); POST /instances: "
         f"{results['rest_upload']['instances_per_s']:.0f} instances/s (1 per request)\n"
