@@ -68,6 +68,7 @@ from pharos.services.remote_modalities import ModalityRegistry
 from pharos.services.remote_queries import QueryArchive, QueryService
 from pharos.services.resources import ResourceService
 from pharos.services.split_merge import SplitMergeService
+from pharos.services.storage_commitment import StorageCommitmentService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
 from pharos.services.tags import TagService
@@ -174,11 +175,23 @@ class ServerContext:
             maximum_pdu_length=config.get_int("MaximumPduLength"),
             close_delay=float(config.get_int("DicomAssociationCloseDelay")),
         )
+        retrieve = RetrieveService(self.index, files)
+        deletion = DeletionService(self.index, self.storage)
+        commitment = StorageCommitmentService(
+            registry,
+            self.scu,
+            self.index,
+            retrieve,
+            deletion,
+            dicom_aet=config.get_str("DicomAet"),
+            scu_timeout=config.get_int("DicomScuTimeout"),
+            reports_size=config.get_int("StorageCommitmentReportsSize"),
+        )
         remote = RemoteDicomService(
             registry,
             self.scu,
             self.index,
-            RetrieveService(self.index, files),
+            retrieve,
             store,
             options,
             ScuSettings(
@@ -188,6 +201,7 @@ class ServerContext:
                 log_exported_resources=config.get_bool("LogExportedResources"),
             ),
             self.plugins,
+            commitment,
         )
         find = FindService(self.index, files, options, store)
         thumbnails = ThumbnailService(
@@ -209,7 +223,6 @@ class ServerContext:
             stow_limits(config),
         )
         dicomweb_client_jobs = DicomWebClientJobs(dicomweb_client)
-        deletion = DeletionService(self.index, self.storage)
         split_merge = SplitMergeService(self.index, files, store, deletion)
         modify = ModifyJobs(ModifyService(self.index, store, files, deletion, options))
         temporary = config.get_str("TemporaryDirectory", None)
@@ -264,6 +277,7 @@ class ServerContext:
             dicomweb_client=dicomweb_client,
             dicomweb_client_jobs=dicomweb_client_jobs,
             plugins=self.plugins,
+            commitment=commitment,
         )
         users = {str(k): str(v) for k, v in config.get_dict("RegisteredUsers").items()}
         if authentication and not users:
@@ -387,6 +401,8 @@ class ServerContext:
         self.events.stop()  # before the plugins: the listeners' sink waits for them
         self.plugins.shutdown()  # the listeners' queue drained first (bounded)
         self.jobs.stop()  # running jobs stop after their step, saved pending (before the SCU)
+        if self.services.commitment is not None:
+            self.services.commitment.close()  # reports still being sent (before the SCU)
         self.scu.close()
         self.stability.stop()
         self.services.store.close()

@@ -238,8 +238,8 @@ def test_store_move_originator(world: World) -> None:
         (body(3), ErrorCode.BAD_FILE_FORMAT, "JSON object"),
         (body({"Resources": [], "Synchronous": "no"}), ErrorCode.BAD_FILE_FORMAT, "Synchronous"),
         (body({"Resources": [], "Priority": "high"}), ErrorCode.BAD_FILE_FORMAT, "Priority"),
-        (body({"Resources": [], "StorageCommitment": True}), ErrorCode.NOT_IMPLEMENTED,
-         "commitment"),
+        (body({"Resources": [], "StorageCommitment": "yes"}), ErrorCode.BAD_FILE_FORMAT,
+         "StorageCommitment"),
     ],
 )  # fmt: skip
 def test_store_refuses_bad_bodies(world: World, raw: bytes, code: ErrorCode, words: str) -> None:

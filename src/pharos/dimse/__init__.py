@@ -1,12 +1,13 @@
 """DICOM networking on pynetdicom: the server (SCP) of C-ECHO, C-STORE, C-FIND, C-MOVE and
-C-GET (and of worklist C-FIND when `Worklists` is enabled), calling the same services as the
-REST API."""
+C-GET (and of worklist C-FIND when `Worklists` is enabled) and of storage commitment, calling
+the same services as the REST API."""
 
 from __future__ import annotations
 
 import logging
 
 from pharos.config import Config
+from pharos.dimse.commitment import CommitmentHandlers
 from pharos.dimse.handlers import ScpHandlers
 from pharos.dimse.options import DicomServerOptions
 from pharos.dimse.server import DicomServer
@@ -76,6 +77,7 @@ def create_dicom_server(config: Config, services: Services, index: Index) -> Dic
         )
         if worklists.enabled
         else None,
+        CommitmentHandlers(access, services.commitment).bindings() if services.commitment else (),
     )
     # What the server accepts starts as configured; /tools changes it while it runs.
     services.scp.configure(options.transfer_syntaxes, options.unknown_sop_classes)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, cast
@@ -118,8 +118,10 @@ class ScpHandlers:
         query: DicomQueryService,
         retrieve: RetrieveService,
         worklists: WorklistService | None = None,
+        extra: Sequence[tuple[Any, Any]] = (),  # handlers of other services (commitment)
     ):
         self._options = options
+        self._extra = list(extra)
         self._worklists = worklists
         self._access = access
         self._store = store
@@ -136,6 +138,7 @@ class ScpHandlers:
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_MOVE, self.on_move),
             (evt.EVT_C_GET, self.on_get),
+            *self._extra,
         ]
 
     def _refused(self, event: Event, request: DicomRequest) -> bool:

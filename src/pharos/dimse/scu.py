@@ -1,5 +1,6 @@
 """The DICOM client (SCU) on pynetdicom: C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET to remote
-modalities, as `DicomClient` promises them to the services.
+modalities, and the two requests of storage commitment (N-ACTION as its SCU, N-EVENT-REPORT as
+its SCP), as `DicomClient` promises them to the services.
 
 Each operation runs on one association: the idle one kept from the previous operation when it
 fits (`DicomAssociationCloseDelay`), else a new one. An idle association the peer closed
@@ -13,17 +14,26 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
-from pynetdicom import StoragePresentationContexts, build_context, evt
+from pynetdicom import StoragePresentationContexts, build_context, build_role, evt
 from pynetdicom.association import Association as PynAssociation
 from pynetdicom.events import Event
 from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.status import code_to_category
 
-from pharos.dicom.transfer_syntaxes import UNCOMPRESSED
+from pharos.dicom.storage_commitment import (
+    REQUEST_STORAGE_COMMITMENT,
+    STORAGE_COMMITMENT_INSTANCE,
+    STORAGE_COMMITMENT_PUSH_MODEL,
+)
+from pharos.dicom.transfer_syntaxes import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    UNCOMPRESSED,
+)
 from pharos.dimse.scu_association import (
     AssociationPool,
     ContextKey,
@@ -42,6 +52,7 @@ from pharos.services.dicom_client import (
     FindRequest,
     MoveRequest,
     ReceivedInstance,
+    ReceivedReport,
     RetrieveReport,
     StoreReport,
     StoreRequest,
@@ -63,6 +74,9 @@ GET_STORAGE_CLASSES = tuple(str(cx.abstract_syntax) for cx in StoragePresentatio
 # C-STORE statuses answered to the sub-operations of a C-GET when the callback cannot decide
 _CANNOT_UNDERSTAND = 0xC000
 _OUT_OF_RESOURCES = 0xA700
+_PROCESSING_FAILURE = 0x0110  # N-EVENT-REPORT status when the callback fails
+# Storage commitment goes in the little endian syntaxes, as Orthanc proposes it.
+_COMMITMENT_SYNTAXES = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN]
 
 
 class _Lost(Exception):
@@ -266,6 +280,64 @@ class ScuClient:
         )
         return report
 
+    def request_commitment(
+        self, association: Association, information: Dataset, received: ReceivedReport
+    ) -> None:
+        def on_report(event: Event) -> tuple[int, None]:
+            peer = event.assoc.acceptor.ae_title
+            try:
+                request: Any = event.request
+                dataset = event.event_information
+                return int(received(peer, int(request.EventTypeID), dataset)), None
+            except Exception:
+                log.exception("Storage commitment report from %s failed", describe(association))
+                return _PROCESSING_FAILURE, None
+
+        def run(assoc: PynAssociation, notes: Diagnostics) -> None:
+            # Bound for as long as the association lives (the pool may keep it idle): a peer
+            # may answer on it, whenever it is ready.
+            assoc.bind(evt.EVT_N_EVENT_REPORT, on_report)
+            status = self._send(
+                association, assoc, notes, "N-ACTION", True,
+                lambda: assoc.send_n_action(
+                    information,
+                    REQUEST_STORAGE_COMMITMENT,
+                    STORAGE_COMMITMENT_PUSH_MODEL,
+                    STORAGE_COMMITMENT_INSTANCE,
+                    msg_id=self._message_id(),
+                )[0],
+            )  # fmt: skip
+            if int(status.Status) != 0:
+                raise _failure(association, "Storage commitment N-ACTION", status)
+
+        context = build_context(STORAGE_COMMITMENT_PUSH_MODEL, _COMMITMENT_SYNTAXES)
+        self._run(association, [context], [], _accepted(association, "N-ACTION", run))
+
+    def report_commitment(
+        self, association: Association, event_type: int, information: Dataset
+    ) -> None:
+        def run(assoc: PynAssociation, notes: Diagnostics) -> None:
+            status = self._send(
+                association, assoc, notes, "N-EVENT-REPORT", True,
+                lambda: assoc.send_n_event_report(
+                    information,
+                    event_type,
+                    STORAGE_COMMITMENT_PUSH_MODEL,
+                    STORAGE_COMMITMENT_INSTANCE,
+                    msg_id=self._message_id(),
+                )[0],
+            )  # fmt: skip
+            if int(status.Status) != 0:
+                raise _failure(association, "Storage commitment N-EVENT-REPORT", status)
+
+        # The requester of the association sending a report proposes the SCP role
+        # (PS3.4 J.3.3), as Orthanc does.
+        context = build_context(STORAGE_COMMITMENT_PUSH_MODEL, _COMMITMENT_SYNTAXES)
+        context.scu_role = False
+        context.scp_role = True
+        role = build_role(STORAGE_COMMITMENT_PUSH_MODEL, scu_role=False, scp_role=True)
+        self._run(association, [context], [role], _accepted(association, "N-EVENT-REPORT", run))
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _run(
@@ -370,6 +442,25 @@ class ScuClient:
     def _message_id(self) -> int:
         with self._ids_lock:
             return next(self._ids) % 65535 + 1
+
+
+def _accepted(
+    target: Association, what: str, operation: Callable[[PynAssociation, Diagnostics], None]
+) -> Callable[[PynAssociation, Diagnostics], None]:
+    """`operation`, unless the peer refused the Storage Commitment context."""
+
+    def run(assoc: PynAssociation, notes: Diagnostics) -> None:
+        if not any(
+            cx.abstract_syntax == STORAGE_COMMITMENT_PUSH_MODEL for cx in assoc.accepted_contexts
+        ):
+            raise PharosError(
+                ErrorCode.NETWORK_PROTOCOL,
+                f"{what} with {describe(target)} impossible: the peer does not accept the "
+                "Storage Commitment Push Model",
+            )
+        operation(assoc, notes)
+
+    return run
 
 
 def _model(level: Level) -> tuple[str, ...]:

@@ -4,6 +4,8 @@ Presentation contexts, as Orthanc's SCP builds them:
 - Verification, and the Patient Root and Study Root FIND, MOVE and GET models (and the
   Modality Worklist FIND model when `Worklists` is enabled), in the three uncompressed
   transfer syntaxes;
+- the Storage Commitment Push Model, in whichever role the peer proposes (SCU for its
+  requests, SCP for the reports it sends);
 - every storage SOP class in the accepted transfer syntaxes, in whichever role the peer
   proposes (SCP for C-STORE, SCU too for the C-STORE sub-operations of its C-GET);
 - with `UnknownSopClassAccepted`, any other SOP class the peer proposes, as storage.
@@ -51,8 +53,11 @@ QUERY_RETRIEVE = (
     "1.2.840.10008.5.1.4.1.2.2.3",  # Study Root - GET
 )
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"  # Push Model
 STORAGE_SERVICE_CLASS = "1.2.840.10008.4.2"
-_NOT_STORAGE = frozenset((VERIFICATION, *QUERY_RETRIEVE, MODALITY_WORKLIST_FIND))
+_NOT_STORAGE = frozenset(
+    (VERIFICATION, *QUERY_RETRIEVE, MODALITY_WORKLIST_FIND, STORAGE_COMMITMENT)
+)
 # Associations served at once; beyond, new ones are refused ("local limit exceeded").
 MAXIMUM_ASSOCIATIONS = 1000
 # How long stopping waits for each association still running to finish its request.
@@ -88,6 +93,9 @@ def supported_contexts(
     syntaxes = options.transfer_syntaxes if syntaxes is None else syntaxes
     uids = (VERIFICATION, *QUERY_RETRIEVE, *_worklist_models(options))
     contexts = Contexts(build_context(uid, list(UNCOMPRESSED)) for uid in uids)
+    commitment = build_context(STORAGE_COMMITMENT, list(UNCOMPRESSED))
+    commitment.scu_role = commitment.scp_role = True  # a report's sender proposes SCP
+    contexts.append(commitment)
     if syntaxes:
         for storage in AllStoragePresentationContexts:
             contexts.append(_storage_context(str(storage.abstract_syntax), syntaxes))

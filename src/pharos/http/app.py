@@ -36,6 +36,7 @@ from pharos.http.rest import (
     queries,
     resources,
     split_merge,
+    storage_commitment,
     system,
     thumbnails,
     tools,
@@ -106,6 +107,8 @@ def create_app(
         add_routes(app, module.router(services))
     for networking in (modalities, queries):  # they may submit jobs
         add_routes(app, networking.router(services, jobs))
+    if services.commitment is not None:
+        add_routes(app, storage_commitment.router(services.commitment))
     add_routes(app, jobs_routes.router(jobs))
     add_routes(app, split_merge.router(services.split_merge, jobs))
     add_routes(app, modify.router(services, jobs))

@@ -25,6 +25,7 @@ from pharos.services.remote_queries import QueryService
 from pharos.services.resources import ResourceService
 from pharos.services.scp_settings import ScpSettings
 from pharos.services.split_merge import SplitMergeService
+from pharos.services.storage_commitment import StorageCommitmentService
 from pharos.services.store import StoreService
 from pharos.services.system import SystemInfo
 from pharos.services.tags import TagService
@@ -58,3 +59,4 @@ class Services:
     dicomweb_client_jobs: DicomWebClientJobs | None = None  # its STOW/WADO, now or as jobs
     modify: ModifyJobs | None = None  # /modify, /anonymize, /tools/bulk-*, now or as jobs
     archives: ArchiveJobs | None = None  # /archive, /media, /tools/create-*: now or as jobs
+    commitment: StorageCommitmentService | None = None  # storage commitment, SCP and SCU

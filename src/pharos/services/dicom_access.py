@@ -75,10 +75,10 @@ class DicomAccess:
             return None
         known = self.modalities.by_aet(calling_aet)
         if not known:
-            return (
-                f'the AE title "{calling_aet}" is not declared in DicomModalities (and '
-                f"{_always_option(request)} is false)"
-            )
+            option = _always_option(request)
+            # N-ACTION and N-EVENT-REPORT have no such option: the modality must be declared.
+            also = f" (and {option} is false)" if option else ""
+            return f'the AE title "{calling_aet}" is not declared in DicomModalities{also}'
         if rules.check_modality_host:
             # One of the modalities declared with this AE title at this host must allow it.
             at_host = [m for m in known if _at_host([m], address)]
@@ -96,7 +96,7 @@ class DicomAccess:
         return f"{request.value} is not allowed for the modality {names} (DicomModalities)"
 
 
-def _always_option(request: DicomRequest) -> str:
+def _always_option(request: DicomRequest) -> str | None:
     return {
         DicomRequest.ECHO: "DicomAlwaysAllowEcho",
         DicomRequest.STORE: "DicomAlwaysAllowStore",
@@ -104,7 +104,7 @@ def _always_option(request: DicomRequest) -> str:
         DicomRequest.FIND_WORKLIST: "DicomAlwaysAllowFindWorklist",
         DicomRequest.MOVE: "DicomAlwaysAllowMove",
         DicomRequest.GET: "DicomAlwaysAllowGet",
-    }.get(request, "no DicomAlwaysAllow* option")
+    }.get(request)
 
 
 def _wrong_host(aet: str, address: str, known: Iterable[Modality]) -> str:

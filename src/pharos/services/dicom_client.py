@@ -79,6 +79,9 @@ class RetrieveReport:
 
 # C-GET hands each received instance to this; it returns the C-STORE status to answer.
 ReceivedInstance = Callable[[Dataset, str], int]  # (dataset, transfer syntax UID) -> status
+# A storage commitment report (N-EVENT-REPORT) a peer sends on the association of its
+# request; returns the status to answer. (calling AE title, event type, event information)
+ReceivedReport = Callable[[str, int, Dataset | None], int]
 
 
 class DicomClient(Protocol):
@@ -98,4 +101,17 @@ class DicomClient(Protocol):
         self, association: Association, request: MoveRequest, received: ReceivedInstance
     ) -> RetrieveReport:
         """C-GET; `request.target_aet` is ignored."""
+        ...
+
+    def request_commitment(
+        self, association: Association, information: Dataset, received: ReceivedReport
+    ) -> None:
+        """Storage commitment N-ACTION (Push Model) with this Action Information; a report the
+        peer sends back on the same association goes to `received`."""
+        ...
+
+    def report_commitment(
+        self, association: Association, event_type: int, information: Dataset
+    ) -> None:
+        """Storage commitment N-EVENT-REPORT, on an association where we propose the SCP role."""
         ...

@@ -14,6 +14,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from pydicom.uid import generate_uid
+
+from pharos.dicom.storage_commitment import Reference
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.jobs import Job, JobOutput, StepResult, StopReason, Submission
 from pharos.model.levels import Level
@@ -30,6 +33,7 @@ from pharos.services.remote_dicom import (
 from pharos.services.remote_modalities import modality_json
 from pharos.services.remote_queries import QueryService
 from pharos.services.remote_requests import RunMode
+from pharos.services.storage_commitment import references_of
 
 STORE_JOB = "DicomModalityStore"
 MOVE_JOB = "DicomMoveScu"
@@ -61,7 +65,8 @@ def _tag_of(key: str) -> int:
 
 
 class StoreJob:
-    """DicomModalityStore: the instances of the plan, one per step."""
+    """DicomModalityStore: the instances of the plan, one per step; with StorageCommitment,
+    the request for the instances sent once they all went."""
 
     def __init__(
         self,
@@ -70,12 +75,14 @@ class StoreJob:
         instance_ids: list[str],
         position: int = 0,
         failed: list[str] | None = None,
+        sent: list[Reference] | None = None,
     ):
         self._remote = remote
         self._plan = dataclasses.replace(plan, instances=[])  # resolved again at each step
         self._ids = instance_ids
         self._position = position
         self._failed = list(failed or [])
+        self._sent = list(sent or [])  # what the storage commitment request names
 
     @property
     def job_type(self) -> str:
@@ -86,6 +93,7 @@ class StoreJob:
 
     def step(self) -> StepResult:
         if self._position >= len(self._ids):
+            self._remote.commit_sent(self._plan, self._sent)
             self._remote.stored(self._plan)
             return StepResult.done()
         public_id = self._ids[self._position]
@@ -103,6 +111,8 @@ class StoreJob:
                 raise self._remote.store_failure(self._plan, refused, len(self._ids))
             if refused:
                 self._failed.append(public_id)
+            else:
+                self._sent.extend(references_of(found))
         self._position += 1
         return StepResult.proceed()
 
@@ -110,7 +120,10 @@ class StoreJob:
         pass  # idle associations are closed by the DICOM client after their delay
 
     def reset(self) -> None:
-        self._position, self._failed = 0, []
+        self._position, self._failed, self._sent = 0, [], []
+        if self._plan.transaction_uid is not None:
+            # A transaction UID is not reused once reported (PS3.4 J.3.3), as Orthanc.
+            self._plan = dataclasses.replace(self._plan, transaction_uid=generate_uid(prefix=None))
 
     def progress(self) -> float:
         return 1.0 if not self._ids else self._position / len(self._ids)
@@ -132,6 +145,8 @@ class StoreJob:
             "Permissive": plan.permissive,
             "MoveOriginatorAet": plan.move_originator_aet,
             "MoveOriginatorID": plan.move_originator_id,
+            "StorageCommitmentTransactionUID": plan.transaction_uid,
+            "Sent": [[ref.sop_class_uid, ref.sop_instance_uid] for ref in self._sent],
         }
 
     def output(self, key: str) -> JobOutput | None:
@@ -261,6 +276,7 @@ class DicomJobs:
             move_originator_aet=value["MoveOriginatorAet"],
             move_originator_id=None if originator_id is None else int(originator_id),
             run=RunMode(asynchronous=True),
+            transaction_uid=value.get("StorageCommitmentTransactionUID"),  # absent before
         )
         return StoreJob(
             self._remote,
@@ -268,6 +284,7 @@ class DicomJobs:
             [str(i) for i in value["Instances"]],
             int(value["Position"]),
             [str(i) for i in value["FailedInstances"]],
+            [Reference(str(c), str(i)) for c, i in value.get("Sent", [])],
         )
 
     def move_job(self, value: dict[str, Any]) -> Job:

@@ -100,6 +100,18 @@ class RetrieveService:
                 found.append(StoredInstance(ref, uid, sop_class.value, syntax.value))
         return found
 
+    def by_sop_instance_uids(self, uids: Iterable[str]) -> list[StoredInstance]:
+        """The stored instances having one of these SOP Instance UIDs (exactly)."""
+        unique = sorted(set(uids))
+        column = main_column(SOP_INSTANCE_UID, Level.INSTANCE)
+        found: list[StoredInstance] = []
+        for start in range(0, len(unique), _BATCH):
+            values = tuple(unique[start : start + _BATCH])
+            constraint = Constraint(SOP_INSTANCE_UID, Kind.LIST, values, case_sensitive=True)
+            query = FindQuery(Level.INSTANCE, (TagFilter(Level.INSTANCE, constraint, column),))
+            found.extend(self.stored(self._index.find(query)))
+        return found
+
     def load(self, instance: StoredInstance) -> Dataset:
         """The stored file, parsed (PharosError INEXISTENT_FILE if deleted meanwhile)."""
         data = self._files.read_dicom(instance.ref)

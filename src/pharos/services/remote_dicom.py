@@ -6,7 +6,9 @@ Each operation picks its calling AE title (`LocalAet`, else the modality's `Loca
 and is logged with its peer, count and outcome. The client raises `PharosError`
 (NETWORK_PROTOCOL, TIMEOUT) when the peer cannot be reached or refuses.
 C-STORE and C-MOVE also run as jobs (`services.dicom_jobs`) when asked `"Synchronous": false`
-or `"Asynchronous": true`: the plans built here are what those jobs do, step by step.
+or `"Asynchronous": true`: the plans built here are what those jobs do, step by step. A store
+with `"StorageCommitment": true` ends with a storage commitment request for the instances sent
+(`services.storage_commitment`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, generate_uid
 
 from pharos.dicom.orthanc_json import TagFormat, dataset_to_json
+from pharos.dicom.storage_commitment import Reference
 from pharos.index.base import Index, Reception, ResourceRef
 from pharos.model.errors import ErrorCode, PharosError, unknown_resource
 from pharos.model.levels import Level
@@ -57,6 +60,7 @@ from pharos.services.remote_requests import (
     run_mode,
     store_body,
 )
+from pharos.services.storage_commitment import StorageCommitmentService, references_of
 from pharos.services.store import StoreService
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,8 @@ class StorePlan:
     move_originator_aet: str | None
     move_originator_id: int | None
     run: RunMode
+    # StorageCommitment: the transaction asked of the peer once the instances are sent
+    transaction_uid: str | None = None
 
 
 def store_content(plan: StorePlan, count: int, failed: int) -> dict[str, Any]:
@@ -99,6 +105,8 @@ def store_content(plan: StorePlan, count: int, failed: int) -> dict[str, Any]:
     if plan.move_originator_id is not None:
         content["MoveOriginatorAET"] = plan.move_originator_aet
         content["MoveOriginatorID"] = plan.move_originator_id
+    if plan.transaction_uid is not None:
+        content["StorageCommitmentTransactionUID"] = plan.transaction_uid
     return content
 
 
@@ -146,6 +154,7 @@ class RemoteDicomService:
         options: ServiceOptions,
         settings: ScuSettings,
         plugins: PluginManager | None = None,
+        commitment: StorageCommitmentService | None = None,
     ):
         self.registry = registry
         self.client = client
@@ -155,6 +164,7 @@ class RemoteDicomService:
         self._options = options
         self.settings = settings
         self._plugins = plugins or PluginManager()
+        self._commitment = commitment
 
     # -- shared -----------------------------------------------------------------------------
 
@@ -256,11 +266,7 @@ class RemoteDicomService:
         before anything is sent)."""
         modality = self.registry.require(name)
         resources, body = store_body(raw)
-        if optional_bool(body, "StorageCommitment", False):
-            raise PharosError(
-                ErrorCode.NOT_IMPLEMENTED,
-                "Storage commitment (StorageCommitment: true) is not supported by Pharos yet",
-            )
+        commitment = optional_bool(body, "StorageCommitment", False)
         permissive = optional_bool(body, "Permissive", False)
         originator_id = body.get("MoveOriginatorID", 0)
         if isinstance(originator_id, bool) or not isinstance(originator_id, int):
@@ -275,6 +281,7 @@ class RemoteDicomService:
             move_originator_aet=originator_aet if originator_id else None,
             move_originator_id=originator_id or None,
             run=run_mode(body),
+            transaction_uid=generate_uid(prefix=None) if commitment else None,  # as Orthanc
         )
 
     def store(self, name: str, raw: bytes) -> dict[str, Any]:
@@ -286,8 +293,19 @@ class RemoteDicomService:
         failed = self.send(plan, plan.instances)
         if failed and not plan.permissive:
             raise self.store_failure(plan, failed, len(plan.instances))
+        refused = {f.sop_instance_uid for f in failed}
+        sent = [i for i in plan.instances if i.sop_instance_uid not in refused]
+        self.commit_sent(plan, references_of(sent))
         self.stored(plan)
         return store_content(plan, len(plan.instances), len(failed))
+
+    def commit_sent(self, plan: StorePlan, references: Sequence[Reference]) -> None:
+        """A store asked with StorageCommitment: the request for the instances sent."""
+        if plan.transaction_uid is None:
+            return
+        if self._commitment is None:
+            raise PharosError(ErrorCode.NOT_IMPLEMENTED, "Storage commitment is not available")
+        self._commitment.commit(plan.association, references, plan.transaction_uid)
 
     def send(self, plan: StorePlan, instances: Sequence[StoredInstance]) -> list[FailedInstance]:
         """C-STORE some instances of a plan; the ones the peer refused."""

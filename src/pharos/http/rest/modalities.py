@@ -29,6 +29,7 @@ _OPERATIONS = [
     "get",
     "move",
     "query",
+    "storage-commitment",
     "store",
     "store-straight",
 ]
@@ -94,9 +95,10 @@ def router(services: Services, jobs: JobsEngine) -> APIRouter:
         summary="C-STORE local resources to the modality",
         description=(
             "Body: a resource ID, a list of IDs, or {Resources, LocalAet, MoveOriginatorAet, "
-            "MoveOriginatorID, Timeout, Permissive, Synchronous, Priority}. Resources of any "
-            "level are sent as their instances over one association; as a DicomModalityStore "
-            'job with "Synchronous": false.'
+            "MoveOriginatorID, Timeout, Permissive, StorageCommitment, Synchronous, Priority}. "
+            "Resources of any level are sent as their instances over one association; as a "
+            'DicomModalityStore job with "Synchronous": false. With StorageCommitment, a '
+            "storage commitment request follows (StorageCommitmentTransactionUID)."
         ),
     )
     async def store(id: str, request: Request) -> JsonResponse:
