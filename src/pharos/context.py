@@ -20,6 +20,7 @@ from pharos.dicom.extra_tags import parse_extra_main_tags
 from pharos.dicom.transcode import TranscodingError, check_target
 from pharos.dimse import create_dicom_server
 from pharos.dimse.scu import ScuClient
+from pharos.dimse.tls import DicomTls, DicomTlsOptions
 from pharos.events import EventFollower, PluginListenersSink
 from pharos.http.app import HttpOptions, create_app
 from pharos.http.in_process import InProcessCaller
@@ -171,9 +172,21 @@ class ServerContext:
             strict_aet=config.get_bool("StrictAetComparison"),
             index=self.index if config.get_bool("DicomModalitiesInDatabase") else None,
         )
+        # Read once, for the server and the client: a bad file stops the start-up.
+        dicom_tls = DicomTls.load(DicomTlsOptions.from_config(config, base))
+        if dicom_tls.client is None:
+            for modality in declared:
+                if modality.use_dicom_tls:
+                    log.warning(
+                        'configuration: modality "%s" has UseDicomTls but DicomTlsCertificate, '
+                        "DicomTlsPrivateKey and DicomTlsTrustedCertificates are not set: "
+                        "associations with it will fail",
+                        modality.name,
+                    )
         self.scu = ScuClient(
             maximum_pdu_length=config.get_int("MaximumPduLength"),
             close_delay=float(config.get_int("DicomAssociationCloseDelay")),
+            tls=dicom_tls,
         )
         retrieve = RetrieveService(self.index, files)
         deletion = DeletionService(self.index, self.storage)
@@ -298,7 +311,7 @@ class ServerContext:
         if PluginListenersSink.wanted(self.plugins):
             sinks.insert(0, PluginListenersSink(self.index, self.plugins))
         self.events = EventFollower(self.index, sinks)
-        self.dicom = create_dicom_server(config, self.services, self.index)
+        self.dicom = create_dicom_server(config, self.services, self.index, dicom_tls)
         self._cleanup: threading.Thread | None = None
         # Set by whoever runs the server (`pharos serve`): POST /tools/reset and /shutdown.
         self.exit_handler: Callable[[bool], None] | None = None

@@ -245,7 +245,7 @@ def dataset_part(data: bytes) -> bytes:
 def test_unusable_settings_stop_the_start_up(server_factory: Any, tmp_path: Path) -> None:
     for i, (config, message) in enumerate(
         (
-            ({"DicomTlsEnabled": True}, "DicomTlsEnabled: DICOM TLS is not supported"),
+            ({"DicomTlsEnabled": True}, "DicomTlsEnabled is true but DicomTlsCertificate,"),
             ({"DicomModalities": {"pacs": ["PACS", "host", "http"]}}, 'modality "pacs": the port'),
             ({"MaximumPduLength": 1000}, "MaximumPduLength must be in [4096, 131072]"),
         )

@@ -11,6 +11,7 @@ from pharos.dimse.commitment import CommitmentHandlers
 from pharos.dimse.handlers import ScpHandlers
 from pharos.dimse.options import DicomServerOptions
 from pharos.dimse.server import DicomServer
+from pharos.dimse.tls import DicomTls
 from pharos.index.base import Index
 from pharos.services.container import Services
 from pharos.services.dicom_access import AccessRules, DicomAccess
@@ -34,11 +35,13 @@ _ALWAYS_ALLOW = {
 _RISKY = ("DicomAlwaysAllowFind", "DicomAlwaysAllowMove", "DicomAlwaysAllowGet")
 
 
-def create_dicom_server(config: Config, services: Services, index: Index) -> DicomServer:
-    """The DICOM server of a configuration (not started). Raises ValueError for settings
-    that cannot be used."""
-    if config.get_bool("DicomTlsEnabled"):
-        raise ValueError("DicomTlsEnabled: DICOM TLS is not supported by Pharos yet")
+def create_dicom_server(
+    config: Config, services: Services, index: Index, tls: DicomTls
+) -> DicomServer:
+    """The DICOM server of a configuration (not started), with the DICOM TLS contexts read
+    from it (`DicomTls.load`). Raises ValueError for settings that cannot be used."""
+    if config.get_bool("DicomTlsEnabled") and tls.server is None:
+        raise ValueError("DicomTlsEnabled is true but no DICOM TLS server context was given")
     options = DicomServerOptions.from_config(config)
     always = frozenset(request for name, request in _ALWAYS_ALLOW.items() if config.get_bool(name))
     if options.enabled:
@@ -78,7 +81,8 @@ def create_dicom_server(config: Config, services: Services, index: Index) -> Dic
         if worklists.enabled
         else None,
         CommitmentHandlers(access, services.commitment).bindings() if services.commitment else (),
+        tls,
     )
     # What the server accepts starts as configured; /tools changes it while it runs.
     services.scp.configure(options.transfer_syntaxes, options.unknown_sop_classes)
-    return DicomServer(options, handlers, access, services.scp, services.plugins)
+    return DicomServer(options, handlers, access, services.scp, services.plugins, tls.server)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pharos.dicom.file_meta import file_meta_header
 from pharos.dicom.query import Identifier
 from pharos.dimse.options import DicomServerOptions
 from pharos.dimse.scu_contexts import CannotSend, prepare, storage_contexts
+from pharos.dimse.tls import DicomTls
 from pharos.index.base import Reception
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.plugins.types import ORIGIN_DICOM, origin_dict
@@ -119,9 +121,11 @@ class ScpHandlers:
         retrieve: RetrieveService,
         worklists: WorklistService | None = None,
         extra: Sequence[tuple[Any, Any]] = (),  # handlers of other services (commitment)
+        tls: DicomTls | None = None,
     ):
         self._options = options
         self._extra = list(extra)
+        self._tls = tls or DicomTls()  # for C-MOVE destinations with UseDicomTls
         self._worklists = worklists
         self._access = access
         self._store = store
@@ -279,6 +283,11 @@ class ScpHandlers:
             return
         destination = destinations[0]
         # Errors raised here (before the first answer) are answered with a failure status.
+        try:
+            tls_args = self._tls.client_args(destination)
+        except PharosError as exc:
+            log.warning("C-MOVE from %s refused: %s", peer, exc.details)
+            raise
         instances = self._instances(event, peer, "C-MOVE")
         log.info(
             'C-MOVE from %s: %d instances to "%s" (%s:%d)',
@@ -294,7 +303,7 @@ class ScpHandlers:
         yield (
             destination.host,
             destination.port,
-            self._store_association(destination, instances, link),
+            self._store_association(destination, instances, link, tls_args),
         )
         yield len(instances)
         yield from self._sub_operations(
@@ -302,11 +311,15 @@ class ScpHandlers:
         )
 
     def _store_association(
-        self, destination: Modality, instances: list[StoredInstance], link: _StoreLink
+        self,
+        destination: Modality,
+        instances: list[StoredInstance],
+        link: _StoreLink,
+        tls_args: tuple[ssl.SSLContext, str] | None,
     ) -> dict[str, Any]:
         """How pynetdicom associates with a C-MOVE destination: its AE title, a presentation
-        context for each SOP class to send (see `storage_contexts`), and `link` to set up the
-        association as the destination wants it."""
+        context for each SOP class to send (see `storage_contexts`), `link` to set up the
+        association as the destination wants it, and DICOM TLS if it has `UseDicomTls`."""
         plan = storage_contexts(
             ((i.sop_class_uid, i.transfer_syntax) for i in instances),
             destination.allow_transcoding,
@@ -323,6 +336,7 @@ class ScpHandlers:
             "contexts": plan.contexts,
             "max_pdu": self._options.maximum_pdu_length,
             "evt_handlers": [(evt.EVT_CONN_OPEN, link.on_connected)],
+            "tls_args": tls_args,
         }
 
     # -- C-GET ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from pharos.dimse.scu_association import (
     open_association,
 )
 from pharos.dimse.scu_contexts import CannotSend, get_contexts, prepare, storage_contexts
+from pharos.dimse.tls import DicomTls
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.model.levels import Level
 from pharos.services.dicom_client import (
@@ -92,8 +93,14 @@ class _Lost(Exception):
 class ScuClient:
     """`DicomClient` on pynetdicom. Thread-safe; `close()` releases the idle association."""
 
-    def __init__(self, maximum_pdu_length: int = 131072, close_delay: float = 5.0):
+    def __init__(
+        self,
+        maximum_pdu_length: int = 131072,
+        close_delay: float = 5.0,
+        tls: DicomTls | None = None,
+    ):
         self._maximum_pdu_length = maximum_pdu_length
+        self._tls = tls or DicomTls()  # for the modalities with UseDicomTls
         self._pool = AssociationPool(close_delay)
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
@@ -360,7 +367,9 @@ class ScuClient:
                     if not lost.first:
                         raise lost.error from None
                     log.debug("The idle association with %s was gone", describe(target))
-            assoc = open_association(target, contexts, roles, self._maximum_pdu_length, notes)
+            assoc = open_association(
+                target, contexts, roles, self._maximum_pdu_length, notes, self._tls
+            )
             try:
                 return self._finish(key, context_keys(contexts), assoc, notes, operation)
             except _Lost as lost:

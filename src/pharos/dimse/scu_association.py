@@ -1,14 +1,15 @@
 """Opening associations to remote modalities, explaining why one could not be made, and keeping
 the last one open a little while for the next operation (`DicomAssociationCloseDelay`).
 
-pynetdicom tells why it gave up (connection refused, rejection reason, timeouts) only in its
-log, so each operation collects the errors it logs from the threads of our association and
-puts them in the details of the `PharosError` raised.
+pynetdicom tells why it gave up (connection refused, rejection reason, timeouts, a failed TLS
+handshake) only in its log, so each operation collects the errors it logs from the threads of
+our association and puts them in the details of the `PharosError` raised.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext
 
 from pharos.dimse.handlers import set_no_delay
+from pharos.dimse.tls import DicomTls, failure_reason
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.services.dicom_client import Association
 
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _PYNETDICOM = logging.getLogger("pynetdicom")
 _TIMEOUT_MARKERS = ("timeout reached", "timed out")
+_RESET = "Connection reset by peer"
 
 # A proposed context, as compared for reuse: abstract syntax, transfer syntaxes, roles.
 ContextKey = tuple[str, tuple[str, ...], bool | None, bool | None]
@@ -61,12 +64,25 @@ class Diagnostics(logging.Handler):
         with self._records_lock:
             self._records.append(record)
 
-    def messages(self, assoc: PynAssociation | None) -> list[str]:
+    def _records_of(self, assoc: PynAssociation | None) -> list[logging.LogRecord]:
         threads = {threading.get_ident()}
         if assoc is not None:
             threads.update(ident for ident in (assoc.ident, assoc.dul.ident) if ident)
         with self._records_lock:
-            return [r.getMessage() for r in self._records if r.thread in threads]
+            return [r for r in self._records if r.thread in threads]
+
+    def messages(self, assoc: PynAssociation | None) -> list[str]:
+        return [r.getMessage() for r in self._records_of(assoc)]
+
+    def tls_failure(self, assoc: PynAssociation | None) -> ssl.SSLError | None:
+        """The TLS error pynetdicom logged (with its traceback), if any: during the
+        handshake, or when the peer refused it just after (TLS 1.3 checks the client's
+        certificate once the client thinks the handshake done)."""
+        for record in self._records_of(assoc):
+            error = record.exc_info[1] if record.exc_info else None
+            if isinstance(error, ssl.SSLError):
+                return error
+        return None
 
     def error(
         self, target: Association, what: str, assoc: PynAssociation | None, detail: str = ""
@@ -99,8 +115,12 @@ def open_association(
     roles: Sequence[SCP_SCU_RoleSelectionNegotiation],
     maximum_pdu_length: int,
     notes: Diagnostics,
+    tls: DicomTls,
 ) -> PynAssociation:
-    """An established association, or a PharosError saying why there is none."""
+    """An established association (over DICOM TLS to a modality with `UseDicomTls`), or a
+    PharosError saying why there is none."""
+    modality = target.modality
+    tls_args = tls.client_args(modality)
     try:
         ae = AE(ae_title=target.local_aet)
     except ValueError as exc:
@@ -112,7 +132,6 @@ def open_association(
     ae.acse_timeout = target.timeout
     ae.dimse_timeout = target.timeout
     ae.network_timeout = target.timeout
-    modality = target.modality
     try:
         assoc = ae.associate(
             modality.host,
@@ -122,6 +141,7 @@ def open_association(
             max_pdu=maximum_pdu_length,
             ext_neg=list(roles),
             evt_handlers=[(evt.EVT_CONN_OPEN, set_no_delay)],
+            tls_args=tls_args,
         )
     except (ValueError, TypeError) as exc:  # bad AE title or address
         raise PharosError(
@@ -129,6 +149,16 @@ def open_association(
         ) from None
     if assoc.is_established:
         return assoc
+    if tls_args is not None:
+        failure = notes.tls_failure(assoc)
+        reason = failure_reason(failure) if failure is not None else None
+        if reason is None and any(_RESET in m for m in notes.messages(assoc)):
+            # A plain DICOM peer drops the connection at our TLS ClientHello.
+            reason = "the peer closed the connection during the TLS handshake (plain DICOM?)"
+        if reason is not None:
+            raise PharosError(
+                ErrorCode.NETWORK_PROTOCOL, f"DICOM TLS with {describe(target)} failed: {reason}"
+            )
     if assoc.is_rejected:
         raise notes.error(target, "Association rejected", assoc)
     if not assoc.is_aborted:

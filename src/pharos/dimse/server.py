@@ -15,13 +15,15 @@ request (they change at run time through /tools), and plugins may decide per pee
 
 Each association is checked when it is requested (called AE title, calling AE title: see
 `DicomAccess`), and each request again by its handler. The sockets send without delay, and
-the associations' threads wait for events rather than poll (`reactor.py`).
+the associations' threads wait for events rather than poll (`reactor.py`). With DICOM TLS,
+each connection first completes a TLS handshake on its own thread (`transport.py`).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import ssl
 from typing import Any
 
 from pynetdicom import AE, AllStoragePresentationContexts, _config, build_context, evt
@@ -31,12 +33,12 @@ from pynetdicom.pdu_primitives import SOPClassCommonExtendedNegotiation
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import ServiceClass
 from pynetdicom.sop_class import uid_to_service_class
-from pynetdicom.transport import ThreadedAssociationServer
 
 from pharos.dicom.transfer_syntaxes import GROUPS, KNOWN, UNCOMPRESSED
 from pharos.dimse.handlers import Peer, ScpHandlers, set_no_delay
 from pharos.dimse.options import DicomServerOptions
 from pharos.dimse.reactor import on_connection_open
+from pharos.dimse.transport import DicomListener, start_server
 from pharos.plugins.manager import PluginManager
 from pharos.services.dicom_access import DicomAccess
 from pharos.services.scp_settings import ScpSettings
@@ -135,8 +137,10 @@ class DicomServer:
         access: DicomAccess,
         scp: ScpSettings | None = None,
         plugins: PluginManager | None = None,
+        tls: ssl.SSLContext | None = None,
     ):
         self._options = options
+        self._tls = tls  # DicomTlsEnabled: the server context of DICOM TLS
         self._handlers = handlers
         self._access = access
         self._scp = scp or ScpSettings(options.transfer_syntaxes, options.unknown_sop_classes)
@@ -144,7 +148,7 @@ class DicomServer:
         # The server's contexts are those of these syntaxes (others are built on demand).
         self._syntaxes = self._scp.transfer_syntaxes
         self._contexts: dict[tuple[str, ...], Contexts] = {}
-        self._server: ThreadedAssociationServer | None = None
+        self._server: DicomListener | None = None
         # pynetdicom formats every identifier for its logs unless told not to (its settings
         # are the process's; Pharos logs requests itself).
         _config.LOG_REQUEST_IDENTIFIERS = False
@@ -162,7 +166,8 @@ class DicomServer:
         options = self._options
         if not options.enabled:
             return "DICOM server disabled"
-        return f'DICOM "{options.aet}" on port {options.port}'
+        tls = " (DICOM TLS)" if self._tls is not None else ""
+        return f'DICOM "{options.aet}" on port {options.port}{tls}'
 
     @property
     def port(self) -> int | None:
@@ -184,9 +189,11 @@ class DicomServer:
             *self._handlers.bindings(),
         ]
         try:
-            self._server = self._ae.start_server(
+            self._server = start_server(
+                self._ae,
                 (options.host, options.port),
-                block=False,
+                self._tls,
+                options.timeout,  # for the TLS handshake, as for the association request
                 evt_handlers=handlers,
                 contexts=self._contexts_of(self._syntaxes),
             )
@@ -195,9 +202,10 @@ class DicomServer:
                 f"Cannot listen for DICOM on port {options.port}: {exc.strerror or exc}"
             ) from exc
         log.info(
-            'DICOM server "%s" listening on port %d (%d transfer syntaxes accepted for storage)',
+            'DICOM server "%s" listening on port %d%s (%d transfer syntaxes accepted for storage)',
             options.aet,
             self.port,
+            " with DICOM TLS" if self._tls is not None else "",
             len(self._syntaxes),
         )
 
