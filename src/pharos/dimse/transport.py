@@ -21,6 +21,7 @@ from typing import Any, cast
 from pynetdicom import AE
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+from pynetdicom.utils import make_target
 
 from pharos.dimse.tls import failure_reason
 
@@ -117,7 +118,8 @@ def start_server(
         **kwargs,
     )
     assert isinstance(server, DicomListener)
-    thread = threading.Thread(target=server.serve_forever, name="AcceptorServer", daemon=True)
+    target = make_target(server.serve_forever)  # pynetdicom's PASS_CONTEXTVARS, as it does
+    thread = threading.Thread(target=target, name="AcceptorServer", daemon=True)
     thread.start()
     ae._servers.append(server)  # as start_server does: the server's shutdown() removes it
     return server
