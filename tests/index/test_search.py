@@ -805,6 +805,10 @@ def test_set_main_tags_replaces_tags_and_extra_tags(index: SqlIndex) -> None:
     assert stored.find(query(INST, on(INST, "SliceThickness", "1.5\\3", extra=True))) == ["I2"]
     values = index.tag_values(ST, [st1.pk])[st1.pk]
     assert tag("StudyDescription") not in values[ST]
+    assert values[ST][tag("StudyComments")] == "new"  # an extra tag
+    main_only = index.tag_values(ST, [st1.pk], extras=False)[st1.pk]
+    assert tag("StudyComments") not in main_only[ST]
+    assert main_only[ST][tag("StudyDate")] == "20200101"
     assert values[P] == {tag("PatientID"): "P1", tag("PatientName"): "Doe^Jane"}
     # The patient's own row is untouched (its update comes separately).
     assert stored.find(query(P, on(P, "PatientName", "Doe^John"))) == ["P1"]

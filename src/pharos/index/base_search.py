@@ -85,10 +85,10 @@ class SearchIndex(Protocol):
         the resources of that level only (one statement instead of four)."""
         ...
 
-    def tag_values(self, level: Level, pks: list[int]) -> dict[int, LevelTags]:
+    def tag_values(self, level: Level, pks: list[int], extras: bool = True) -> dict[int, LevelTags]:
         """The main and extra main tags of the resources (of `level`) and of their
         ancestors, as indexed: {pk: {level: {tag: value}}} (a study's patient tags are its
-        own copy)."""
+        own copy). Without `extras`, the main tags only (one statement less)."""
         ...
 
     def computed_tags(

@@ -117,9 +117,9 @@ class SearchMixin:
 
         return self._read(work)
 
-    def tag_values(self, level: Level, pks: list[int]) -> dict[int, LevelTags]:
+    def tag_values(self, level: Level, pks: list[int], extras: bool = True) -> dict[int, LevelTags]:
         query, owners, mapping = _tag_values_plan(level, self._dialect)
-        extras = _extra_tags_query(self._dialect)
+        extras_query = _extra_tags_query(self._dialect)
 
         def work(conn: Connection) -> dict[int, LevelTags]:
             result: dict[int, LevelTags] = {}
@@ -133,8 +133,10 @@ class SearchMixin:
                     result[row[0]] = values
                     for position in owners:
                         owner_of[row[position]].append(row[0])
-            for chunk in _chunks(list(owner_of)):
-                for resource_pk, tag_level, tag, value in conn.execute(extras, {"keys": chunk}):
+            for chunk in _chunks(list(owner_of) if extras else []):
+                for resource_pk, tag_level, tag, value in conn.execute(
+                    extras_query, {"keys": chunk}
+                ):
                     for target in owner_of[resource_pk]:
                         result[target][Level(tag_level)][tag] = value
             return {pk: dict(values) for pk, values in result.items()}

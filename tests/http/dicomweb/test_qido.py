@@ -170,3 +170,23 @@ def test_bad_queries_are_400(site: Site, query: str, message: str) -> None:
 def test_client_sees_http_errors(site: Site) -> None:
     with pytest.raises(HTTPError):
         site.client.search_for_studies(search_filters={"NoSuchKeyword": "1"})
+
+
+def test_extra_main_tags_are_answered_from_the_index(api_factory: Any) -> None:
+    """With ExtraMainDicomTags, QIDO-RS answers them from the index (the files are not read:
+    StorageAccessOnFind "Never"); without, the same attribute needs a file."""
+    config = {"StorageAccessOnFind": "Never", "ExtraMainDicomTags": {"Study": ["StudyComments"]}}
+    api = api_factory(**config)
+    assert api.post("/instances", content=make_dicom(StudyComments="kept")).is_success
+    (study,) = api.get("/dicom-web/studies", params={"includefield": "StudyComments"}).json()
+    assert study["00324000"] == {"vr": "LT", "Value": ["kept"]}
+    (found,) = api.get("/dicom-web/studies", params={"StudyComments": "kept"}).json()
+    assert found["0020000D"] == study["0020000D"]
+
+    api.server.stop()  # on PostgreSQL, the next server shares its database
+    plain = api_factory(StorageAccessOnFind="Never")
+    data = make_dicom(study_uid="1.2.826.9.9", StudyComments="kept")
+    assert plain.post("/instances", content=data).is_success
+    params = {"includefield": "StudyComments", "StudyInstanceUID": "1.2.826.9.9"}
+    (study,) = plain.get("/dicom-web/studies", params=params).json()
+    assert "00324000" not in study
