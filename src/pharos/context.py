@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.types import ASGIApp
 
@@ -78,6 +79,7 @@ from pharos.services.web_services import (
     HttpClientFactory,
     HttpSettings,
     WebServiceRegistry,
+    WebServiceStore,
     parse_configured,
 )
 from pharos.storage.base import StorageArea
@@ -453,23 +455,38 @@ def http_settings(config: Config) -> HttpSettings:
 
 def peer_registry(config: Config, index: SqlIndex) -> WebServiceRegistry:
     """OrthancPeers; with OrthancPeersInDatabase, the index's peers instead (as Orthanc)."""
-    configured = parse_configured("OrthancPeers", config.get_dict("OrthancPeers"))
-    if config.get_bool("OrthancPeersInDatabase"):
-        if configured:
-            log.warning("OrthancPeers is ignored: OrthancPeersInDatabase is true")
-        return WebServiceRegistry("Orthanc peer", {}, index.stored_peers)
-    return WebServiceRegistry("Orthanc peer", configured)
+    return _registry(
+        "Orthanc peer",
+        ("OrthancPeers", config.get_dict("OrthancPeers")),
+        ("OrthancPeersInDatabase", config.get_bool("OrthancPeersInDatabase")),
+        index.stored_peers,
+    )
 
 
 def dicomweb_server_registry(config: Config, index: SqlIndex) -> WebServiceRegistry:
     """DicomWeb.Servers; with DicomWeb.ServersInDatabase, the index's instead (as Orthanc)."""
     section = config.section("DicomWeb")
-    configured = parse_configured("DicomWeb.Servers", section.get_dict("Servers"))
-    if section.get_bool("ServersInDatabase"):
-        if configured:
-            log.warning("DicomWeb.Servers is ignored: DicomWeb.ServersInDatabase is true")
-        return WebServiceRegistry("DICOMweb server", {}, index.stored_dicomweb_servers)
-    return WebServiceRegistry("DICOMweb server", configured)
+    return _registry(
+        "DICOMweb server",
+        ("DicomWeb.Servers", section.get_dict("Servers")),
+        ("DicomWeb.ServersInDatabase", section.get_bool("ServersInDatabase")),
+        index.stored_dicomweb_servers,
+    )
+
+
+def _registry(
+    kind: str,
+    configured: tuple[str, dict[str, Any]],
+    in_database: tuple[str, bool],
+    store: WebServiceStore,
+) -> WebServiceRegistry:
+    """The configured services, or with the `in_database` option those of `store` only."""
+    services = parse_configured(*configured)
+    if in_database[1]:
+        if services:
+            log.warning("%s is ignored: %s is true", configured[0], in_database[0])
+        return WebServiceRegistry(kind, {}, store)
+    return WebServiceRegistry(kind, services)
 
 
 def stow_limits(config: Config) -> StowLimits:

@@ -17,7 +17,7 @@ from pharos.dicom.storage_commitment import (
     STORAGE_COMMITMENT_PUSH_MODEL,
     CommitmentFormatError,
 )
-from pharos.dimse.handlers import NOT_AUTHORIZED, SUCCESS, Peer
+from pharos.dimse.handlers import NOT_AUTHORIZED, SUCCESS, Peer, refused
 from pharos.model.errors import PharosError
 from pharos.services.dicom_access import DicomAccess
 from pharos.services.modalities import DicomRequest
@@ -46,14 +46,7 @@ class CommitmentHandlers:
         ]
 
     def _refused(self, event: Event, request: DicomRequest) -> bool:
-        """Whether `request` is refused (the association is then aborted, as for the others)."""
-        peer = Peer.of(event.assoc)
-        reason = self._access.request_refusal(peer.aet, peer.address, request)
-        if reason is None:
-            return False
-        log.warning("Refused %s from %s: %s (association aborted)", request.value, peer, reason)
-        event.assoc.abort()
-        return True
+        return refused(self._access, event, request)
 
     def on_action(self, event: Event) -> Answer:
         if self._refused(event, DicomRequest.N_ACTION):

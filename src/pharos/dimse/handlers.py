@@ -109,6 +109,17 @@ def _received_file(event: Event) -> bytes:
         return b"".join((header, data_set))
 
 
+def refused(access: DicomAccess, event: Event, request: DicomRequest) -> bool:
+    """Whether `request` is refused to the peer (the association is then aborted)."""
+    peer = Peer.of(event.assoc)
+    reason = access.request_refusal(peer.aet, peer.address, request)
+    if reason is None:
+        return False
+    log.warning("Refused %s from %s: %s (association aborted)", request.value, peer, reason)
+    event.assoc.abort()
+    return True
+
+
 class ScpHandlers:
     """The event handlers of the DICOM server, bound to the services they call."""
 
@@ -146,14 +157,7 @@ class ScpHandlers:
         ]
 
     def _refused(self, event: Event, request: DicomRequest) -> bool:
-        """Whether `request` is refused (the association is then aborted)."""
-        peer = Peer.of(event.assoc)
-        reason = self._access.request_refusal(peer.aet, peer.address, request)
-        if reason is None:
-            return False
-        log.warning("Refused %s from %s: %s (association aborted)", request.value, peer, reason)
-        event.assoc.abort()
-        return True
+        return refused(self._access, event, request)
 
     # -- C-ECHO -----------------------------------------------------------------------------
 
