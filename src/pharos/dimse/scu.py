@@ -304,8 +304,8 @@ class ScuClient:
             # Bound for as long as the association lives (the pool may keep it idle): a peer
             # may answer on it, whenever it is ready.
             assoc.bind(evt.EVT_N_EVENT_REPORT, on_report)
-            status = self._send(
-                association, assoc, notes, "N-ACTION", True,
+            self._commitment_message(
+                association, assoc, notes, "N-ACTION",
                 lambda: assoc.send_n_action(
                     information,
                     REQUEST_STORAGE_COMMITMENT,
@@ -314,8 +314,6 @@ class ScuClient:
                     msg_id=self._message_id(),
                 )[0],
             )  # fmt: skip
-            if int(status.Status) != 0:
-                raise _failure(association, "Storage commitment N-ACTION", status)
 
         context = build_context(STORAGE_COMMITMENT_PUSH_MODEL, _COMMITMENT_SYNTAXES)
         self._run(association, [context], [], _accepted(association, "N-ACTION", run))
@@ -324,8 +322,8 @@ class ScuClient:
         self, association: Association, event_type: int, information: Dataset
     ) -> None:
         def run(assoc: PynAssociation, notes: Diagnostics) -> None:
-            status = self._send(
-                association, assoc, notes, "N-EVENT-REPORT", True,
+            self._commitment_message(
+                association, assoc, notes, "N-EVENT-REPORT",
                 lambda: assoc.send_n_event_report(
                     information,
                     event_type,
@@ -334,8 +332,6 @@ class ScuClient:
                     msg_id=self._message_id(),
                 )[0],
             )  # fmt: skip
-            if int(status.Status) != 0:
-                raise _failure(association, "Storage commitment N-EVENT-REPORT", status)
 
         # The requester of the association sending a report proposes the SCP role
         # (PS3.4 J.3.3), as Orthanc does.
@@ -344,6 +340,19 @@ class ScuClient:
         context.scp_role = True
         role = build_role(STORAGE_COMMITMENT_PUSH_MODEL, scu_role=False, scp_role=True)
         self._run(association, [context], [role], _accepted(association, "N-EVENT-REPORT", run))
+
+    def _commitment_message(
+        self,
+        association: Association,
+        assoc: PynAssociation,
+        notes: Diagnostics,
+        what: str,
+        send: Callable[[], Dataset],
+    ) -> None:
+        """Send a storage commitment N-ACTION or N-EVENT-REPORT; a failure status raises."""
+        status = self._send(association, assoc, notes, what, True, send)
+        if int(status.Status) != 0:
+            raise _failure(association, f"Storage commitment {what}", status)
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -31,6 +31,22 @@ class Association:
     local_aet: str  # the calling AE title (`LocalAet`, else the modality's, else DicomAet)
     timeout: float | None  # seconds for each network step (`Timeout`, else DicomScuTimeout)
 
+    @classmethod
+    def to(
+        cls,
+        modality: Modality,
+        dicom_aet: str,
+        scu_timeout: int,
+        local_aet: str | None = None,
+        timeout: int | None = None,
+    ) -> Association:
+        """The association as asked (`local_aet`, `timeout`), else as the modality says, else
+        with DicomAet and DicomScuTimeout (0: none)."""
+        if timeout is None:
+            timeout = modality.timeout or scu_timeout
+        aet = local_aet or modality.local_aet or dicom_aet
+        return cls(modality, aet, float(timeout) if timeout else None)
+
 
 @dataclass(frozen=True, slots=True)
 class StoreRequest:

@@ -175,10 +175,10 @@ class RemoteDicomService:
     def association(
         self, modality: Modality, local_aet: str | None = None, timeout: int | None = None
     ) -> Association:
-        aet = local_aet or modality.local_aet or self.settings.dicom_aet
-        if timeout is None:
-            timeout = modality.timeout or self.settings.scu_timeout
-        return Association(modality, aet, float(timeout) if timeout else None)
+        settings = self.settings
+        return Association.to(
+            modality, settings.dicom_aet, settings.scu_timeout, local_aet, timeout
+        )
 
     def association_of(self, modality: Modality, body: Mapping[str, Any]) -> Association:
         return self.association(modality, optional_string(body, "LocalAet"), optional_timeout(body))

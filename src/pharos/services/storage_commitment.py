@@ -89,10 +89,7 @@ class StorageCommitmentService:
     def _association(
         self, modality: Modality, local_aet: str | None = None, timeout: int | None = None
     ) -> Association:
-        if timeout is None:
-            timeout = modality.timeout or self._scu_timeout
-        aet = local_aet or modality.local_aet or self._dicom_aet
-        return Association(modality, aet, float(timeout) if timeout else None)
+        return Association.to(modality, self._dicom_aet, self._scu_timeout, local_aet, timeout)
 
     # -- SCU --------------------------------------------------------------------------------
 
