@@ -53,7 +53,11 @@ def _configure(engine: Engine, begin: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(begin)
+        # On the driver's connection: through SQLAlchemy's execution path, this one
+        # statement took a tenth of the CPU time of a store.
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a connection being begun is open
+        driver.execute(begin)
 
 
 class SqliteWriter:
