@@ -1,0 +1,108 @@
+"""C-STORE responses encoded by hand.
+
+pynetdicom 3 sends a response by filling a pydicom data set with the command elements,
+encoding it once to learn the group length and once more to send it: a tenth of the server's
+CPU time for a C-STORE. The C-STORE-RSP command set (PS3.7 9.3.1.2) has a handful of elements
+of fixed types, always in Implicit VR Little Endian (PS3.7 6.3.1); it is written here directly.
+
+`send_store_responses_directly(assoc)` makes one association's DIMSE provider encode its
+C-STORE responses this way. A response it cannot write the same way (an Offending Element, a
+non-ASCII comment, a command longer than a PDU, handlers bound to the DIMSE events) goes
+pynetdicom's way. Either way the P-DATA goes through the DUL and its state machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu_primitives import P_DATA
+
+log = logging.getLogger(__name__)
+
+C_STORE_RSP = 0x8001  # Command Field
+NO_DATA_SET = 0x0101  # Command Data Set Type
+_LAST_COMMAND_FRAGMENT = b"\x03"  # message control header: command, last fragment
+_PDV_OVERHEAD = 6  # a PDV item's length (4) and context ID (1), and the control header (1)
+_ELEMENT = struct.Struct("<HHL")  # group, element, value length
+_US = struct.Struct("<H")
+
+
+def _element(element: int, value: bytes) -> bytes:
+    return _ELEMENT.pack(0x0000, element, len(value)) + value
+
+
+def _uid(element: int, uid: str | None) -> bytes:
+    if not uid:
+        return b""  # absent: optional in a response
+    value = uid.encode("ascii")
+    return _element(element, value + b"\0" if len(value) % 2 else value)
+
+
+def store_response_command(response: C_STORE) -> bytes | None:
+    """The encoded command set of a C-STORE response, as pynetdicom would encode it; None
+    when the response holds what this does not write (an Offending Element, a comment
+    that is not ASCII) or misses what it must hold."""
+    if response.MessageIDBeingRespondedTo is None or response.Status is None:
+        return None
+    if response.OffendingElement is not None:
+        return None
+    comment = response.ErrorComment
+    if comment is not None and not comment.isascii():
+        return None
+    body = b"".join(
+        (
+            _uid(0x0002, response.AffectedSOPClassUID),
+            _element(0x0100, _US.pack(C_STORE_RSP)),
+            _element(0x0120, _US.pack(response.MessageIDBeingRespondedTo)),
+            _element(0x0800, _US.pack(NO_DATA_SET)),
+            _element(0x0900, _US.pack(response.Status)),
+            _element(0x0902, _padded_text(comment)) if comment else b"",
+            _uid(0x1000, response.AffectedSOPInstanceUID),
+        )
+    )
+    return _element(0x0000, struct.pack("<L", len(body))) + body
+
+
+def _padded_text(text: str) -> bytes:
+    value = text.encode("ascii")
+    return value + b" " if len(value) % 2 else value
+
+
+def send_store_responses_directly(assoc: Association) -> bool:
+    """Make `assoc` encode its C-STORE responses by hand; whether it was done (False:
+    pynetdicom's internals are not those expected)."""
+    dimse = assoc.dimse
+    if not hasattr(dimse, "send_msg") or not hasattr(P_DATA(), "_presentation_data_value_list"):
+        log.debug("pynetdicom internals not as expected: C-STORE responses left to it")
+        return False
+    setattr(dimse, "send_msg", _sender(assoc, dimse.send_msg))  # noqa: B010 - this one only
+    return True
+
+
+def _sender(assoc: Association, send_msg: Callable[[Any, int], None]) -> Callable[[Any, int], None]:
+    dimse: Any = assoc.dimse
+
+    def send(primitive: Any, context_id: int) -> None:
+        if (
+            type(primitive) is C_STORE
+            and primitive.MessageIDBeingRespondedTo is not None
+            and not assoc.get_handlers(evt.EVT_DIMSE_SENT)
+        ):
+            command = store_response_command(primitive)
+            limit = dimse.maximum_pdu_size
+            if command is not None and (not limit or len(command) + _PDV_OVERHEAD <= limit):
+                pdata = P_DATA()
+                pdata._presentation_data_value_list = [
+                    (context_id, _LAST_COMMAND_FRAGMENT + command)
+                ]
+                dimse.dul.send_pdu(pdata)
+                return
+        send_msg(primitive, context_id)
+
+    return send

@@ -1,0 +1,167 @@
+"""C-STORE responses encoded by hand (`pharos.dimse.store_response`): the same bytes as
+pynetdicom's encoding, pynetdicom's way for what it does not write, and what peers read."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+from pynetdicom.dimse_messages import C_STORE_RSP
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
+from pynetdicom.events import Event
+
+from pharos.dimse.store_response import send_store_responses_directly, store_response_command
+from tests.dimse.loopback import WAIT, Scp, associate, instance, loopback_scp
+
+
+def _response(**fields: Any) -> C_STORE:
+    response = C_STORE()
+    response.MessageIDBeingRespondedTo = 7
+    for name, value in fields.items():
+        setattr(response, name, value)
+    return response
+
+
+def _pynetdicom_encoding(response: C_STORE) -> bytes:
+    message = C_STORE_RSP()
+    message.primitive_to_message(response)
+    (pdata,) = message.encode_msg(1, 16384)
+    (item,) = pdata.presentation_data_value_list
+    return bytes(item[1][1:])  # without the message control header
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "sop_instance", "code", "comment"),
+    list(
+        itertools.product(
+            ["1.2.840.10008.5.1.4.1.1.2", "1.2.3", None],  # even and odd lengths, absent
+            ["1.2.3.4", "1.2.3.45", None],
+            [0x0000, 0xA700, 0xC000, 0xB007],
+            [None, "odd", "even", "x" * 64],
+        )
+    ),
+)
+def test_same_bytes_as_pynetdicom(
+    sop_class: str | None, sop_instance: str | None, code: int, comment: str | None
+) -> None:
+    response = _response(
+        AffectedSOPClassUID=sop_class, AffectedSOPInstanceUID=sop_instance, Status=code
+    )
+    if comment is not None:
+        response.ErrorComment = comment
+    assert store_response_command(response) == _pynetdicom_encoding(response)
+
+
+def test_what_it_does_not_write_is_left_to_pynetdicom() -> None:
+    offending = _response(Status=0xC000, OffendingElement=[0x00100010])
+    assert store_response_command(offending) is None
+    accented = _response(Status=0xC000, ErrorComment="Données illisibles")
+    assert store_response_command(accented) is None
+    assert store_response_command(_response()) is None  # no Status
+    unanswered = _response(Status=0)
+    unanswered.MessageIDBeingRespondedTo = None
+    assert store_response_command(unanswered) is None
+
+
+class _Fake:
+    """An association whose DIMSE provider records what is sent, and how."""
+
+    def __init__(self, maximum_pdu_size: int = 16384, handlers: list[Any] | None = None):
+        self.sent_pdus: list[Any] = []
+        self.long_way: list[Any] = []
+        dul = SimpleNamespace(send_pdu=self.sent_pdus.append)
+        self.dimse = SimpleNamespace(
+            maximum_pdu_size=maximum_pdu_size,
+            dul=dul,
+            send_msg=lambda primitive, _cx: self.long_way.append(primitive),
+        )
+        self._handlers = handlers or []
+
+    def get_handlers(self, _event: Any) -> list[Any]:
+        return self._handlers
+
+
+def _sent(fake: _Fake, primitive: Any) -> _Fake:
+    assert send_store_responses_directly(fake) is True  # type: ignore[arg-type]
+    fake.dimse.send_msg(primitive, 5)
+    return fake
+
+
+def test_a_response_goes_as_one_pdata() -> None:
+    response = _response(AffectedSOPInstanceUID="1.2.3", Status=0)
+    fake = _sent(_Fake(), response)
+    assert fake.long_way == []
+    ((context_id, value),) = fake.sent_pdus[0].presentation_data_value_list
+    assert context_id == 5
+    assert value == b"\x03" + _pynetdicom_encoding(response)
+
+
+@pytest.mark.parametrize(
+    "fake",
+    [
+        _Fake(maximum_pdu_size=64),  # the command would need several fragments
+        _Fake(handlers=[(print, None)]),  # someone listens to EVT_DIMSE_SENT
+    ],
+)
+def test_otherwise_pynetdicom_sends(fake: _Fake) -> None:
+    response = _response(AffectedSOPInstanceUID="1.2.3.4.5.6.7.8", Status=0)
+    _sent(fake, response)
+    assert fake.long_way == [response]
+    assert fake.sent_pdus == []
+
+
+def test_other_messages_are_left_alone() -> None:
+    request = C_STORE()  # a request (C-STORE sub-operation of a C-GET), not a response
+    request.MessageID = 3
+    echo = C_ECHO()
+    echo.MessageIDBeingRespondedTo = 1
+    echo.Status = 0
+    fake = _Fake()
+    _sent(fake, request)
+    fake.dimse.send_msg(echo, 1)
+    assert fake.long_way == [request, echo]
+
+
+def test_unexpected_internals_are_left_alone() -> None:
+    odd = SimpleNamespace(dimse=SimpleNamespace())
+    assert send_store_responses_directly(odd) is False  # type: ignore[arg-type]
+    assert vars(odd.dimse) == {}
+
+
+# -- what a peer reads ----------------------------------------------------------------------
+
+
+def _failing(event: Event) -> Dataset:
+    answer = Dataset()
+    answer.Status = 0xA700
+    answer.ErrorComment = "Disk full"
+    return answer
+
+
+@pytest.fixture
+def failing_scp() -> Iterator[Scp]:
+    yield from loopback_scp(answer=_failing)
+
+
+def test_peer_reads_success(scp: Scp) -> None:
+    assoc = associate(scp)
+    try:
+        answers = [assoc.send_c_store(instance(i)) for i in range(3)]
+    finally:
+        assoc.release()
+    assert [answer.Status for answer in answers] == [0x0000] * 3
+    assert scp.ended.wait(WAIT)
+
+
+def test_peer_reads_failure_and_comment(failing_scp: Scp) -> None:
+    assoc = associate(failing_scp)
+    try:
+        answer = assoc.send_c_store(instance(0))
+    finally:
+        assoc.release()
+    assert answer.Status == 0xA700
+    assert answer.ErrorComment == "Disk full"
