@@ -3,7 +3,7 @@ server, compared with `POST /instances` on the same data.
 
 Generates 512x512 16-bit CT instances (`bench/ingest.py`), writes them to a folder in 4 parts,
 and sends them all to a fresh `pharos serve` per run (SQLite, or a new PostgreSQL database):
-- pynetdicom, one association, then 4 parallel associations (a part each, from 4 threads);
+- pynetdicom, one association, then 4 parallel associations (a part each, from 4 processes);
 - dcmtk's `storescu`, one process (one association), then 4 parallel processes;
 - `POST /instances` with 1 and 4 keep-alive clients.
 The server's CPU time per instance is the measure to compare on a shared machine, where
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -95,27 +96,9 @@ class Corpus:
 # --- the senders: each sends the whole corpus to a server, raises BenchError on any failure ---
 
 
-def in_threads(task: Callable[[Any], None], arguments: list[Any]) -> None:
-    """Run `task` on each argument in a thread of its own; the first error is raised."""
-    errors: list[BaseException] = []
-
-    def guarded(argument: Any) -> None:
-        try:
-            task(argument)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(a,)) for a in arguments]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-
-
-def pynetdicom_association(port: int, paths: list[Path]) -> None:
-    """Send `paths` over one association, with TCP_NODELAY on this side too."""
+def pynetdicom_association(port: int, paths: list[Path], ready: Any = None) -> None:
+    """Send `paths` over one association, with TCP_NODELAY on this side too; once it is
+    established, wait at `ready` (a barrier) if given."""
     ae = AE(ae_title="BENCHSCU")
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT
@@ -125,6 +108,8 @@ def pynetdicom_association(port: int, paths: list[Path]) -> None:
     if not assoc.is_established:
         raise BenchError(f"pynetdicom: no association with port {port}")
     try:
+        if ready is not None:
+            ready.wait(TIMEOUT)
         for path in paths:
             answer = assoc.send_c_store(path)
             code = answer.get("Status") if answer else None
@@ -138,12 +123,51 @@ def pynetdicom_association(port: int, paths: list[Path]) -> None:
             assoc.abort()
 
 
-def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
+def _pynetdicom_process(port: int, paths: list[Path], ready: Any, errors: Any) -> None:
+    """One sending process: its association, then its part."""
+    _config.STORE_SEND_CHUNKED_DATASET = True  # a new interpreter: set again
+    try:
+        pynetdicom_association(port, paths, ready)
+    except BaseException as exc:
+        ready.abort()  # do not keep the others waiting
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> float | None:
+    """One association from this process; or one per part, each from a process of its own
+    (as from four modalities: four threads of one Python process would share its GIL, and
+    measure the client more than the server). The time counts from when all four
+    associations are established (the processes' start-up is left out)."""
     port = dicom_port(server)
     if parallel == 1:
         pynetdicom_association(port, [path for part in corpus.parts for path in part])
-    else:
-        in_threads(lambda paths: pynetdicom_association(port, paths), corpus.parts)
+        return None
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Barrier(len(corpus.parts) + 1)
+    errors = spawn.Queue()
+    processes = [
+        spawn.Process(target=_pynetdicom_process, args=(port, paths, ready, errors))
+        for paths in corpus.parts
+    ]
+    for process in processes:
+        process.start()
+    try:
+        ready.wait(TIMEOUT)
+        start = time.perf_counter()
+    except threading.BrokenBarrierError:
+        start = time.perf_counter()  # one failed: its error is below
+    for process in processes:
+        process.join(TIMEOUT * 10)
+    elapsed = time.perf_counter() - start
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            raise BenchError("pynetdicom: a sending process did not finish")
+    if not errors.empty():
+        raise BenchError(f"pynetdicom: {errors.get()}")
+    if any(process.exitcode != 0 for process in processes):
+        raise BenchError("pynetdicom: a sending process failed")
+    return elapsed
 
 
 def send_storescu(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
@@ -181,7 +205,8 @@ def send_rest(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
     upload_all(server.url, corpus.files, parallel)  # raises for any answer but Success
 
 
-METHODS: dict[str, Callable[[ServerProcess, Corpus, int], None]] = {
+# A sender returns None, or the seconds it measured itself (leaving out its start-up).
+METHODS: dict[str, Callable[[ServerProcess, Corpus, int], float | None]] = {
     "pynetdicom": send_pynetdicom,
     "storescu": send_storescu,
     "POST /instances": send_rest,
@@ -218,8 +243,8 @@ def run(
         with ServerUsage(server) as usage:
             client_cpu = -client_cpu_seconds()
             start = time.perf_counter()
-            METHODS[method](server, corpus, parallel)
-            elapsed = time.perf_counter() - start
+            measured = METHODS[method](server, corpus, parallel)
+            elapsed = time.perf_counter() - start if measured is None else measured
             client_cpu += client_cpu_seconds()
         stored = httpx.get(server.url + "/statistics", timeout=60).json()["CountInstances"]
     if stored != corpus.count:
