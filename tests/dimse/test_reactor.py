@@ -5,13 +5,15 @@ association); the CPU saved is measured by bench/dimse.py."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 from pynetdicom import AE
 from pynetdicom.association import Association
 
-from pharos.dimse.reactor import make_event_driven
+from pharos.dimse.reactor import READ_AHEAD, EventDrivenSocket, make_event_driven
 from tests.dicomgen import to_bytes
 from tests.dimse.loopback import (
     WAIT,
@@ -120,3 +122,36 @@ def test_unexpected_internals_are_left_alone() -> None:
     assoc = Association(ae, "acceptor")  # no socket: not what a server connection has
     assert make_event_driven(assoc) is False
     assert assoc.dul.socket is None
+
+
+def _reading_socket(peer_data: bytes) -> EventDrivenSocket:
+    """An EventDrivenSocket on one end of a socket pair; the other end sends `peer_data` (from
+    a thread: more than the pair's buffers hold) and closes."""
+    ours, theirs = socket.socketpair()
+
+    def send() -> None:
+        with theirs:
+            theirs.sendall(peer_data)
+
+    threading.Thread(target=send, daemon=True).start()
+    sock = object.__new__(EventDrivenSocket)  # only what recv uses
+    sock.socket = ours
+    sock._read_view = memoryview(bytearray(READ_AHEAD))
+    return sock
+
+
+def test_reads_are_served_from_the_read_ahead_buffer() -> None:
+    data = bytes(range(256)) * 1024  # 256 KB, more than the read-ahead
+    sock = _reading_socket(data)
+    parts = [sock.recv(6), sock.recv(100), sock.recv(READ_AHEAD + 10), sock.recv(3)]
+    rest = sock.recv(len(data))  # more than is left: the connection is closed
+    assert b"".join([*parts, rest]) == data
+    assert [len(part) for part in parts] == [6, 100, READ_AHEAD + 10, 3]
+    assert len(rest) == len(data) - sum(map(len, parts))
+    assert sock.recv(6) == b""  # closed: nothing more, no error
+
+
+def test_a_closed_socket_reads_nothing() -> None:
+    sock = _reading_socket(b"")
+    sock.socket = None
+    assert sock.recv(6) == b""

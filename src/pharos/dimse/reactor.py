@@ -14,7 +14,7 @@ changes one association in place:
 - the association thread waits on an `Event` set when a DIMSE message, a release request or
   an abort arrives, instead of finding its queue empty a thousand times a second (its loop
   still sleeps 1 ms once per request: that is pynetdicom's code);
-- PDUs are read with `recv_into` into one buffer of the PDU's size.
+- PDUs are read with `recv_into`, through a read-ahead buffer (`EventDrivenSocket.recv`).
 Both still wake every `IDLE_WAIT` seconds to check their timers (ARTIM, network timeout), so
 a missed poke could cost latency, never correctness.
 
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 0.05
 # pynetdicom's own polling delay, kept for a DUL thread whose socket is closed.
 CLOSED_POLL = 0.001
+# The most read from the socket at once for small reads (per association).
+READ_AHEAD = 64 * 1024
 
 _DUL_ATTRIBUTES = (
     "_run_loop_delay",
@@ -112,6 +114,10 @@ class EventDrivenSocket(AssociationSocket):
     socket object, so everything else it holds stays as pynetdicom set it."""
 
     _wakeup: _Wakeup
+    # The read-ahead buffer and its unread part.
+    _read_view: memoryview
+    _read_start = 0
+    _read_end = 0
 
     @property
     def ready(self) -> bool:
@@ -120,6 +126,8 @@ class EventDrivenSocket(AssociationSocket):
             # Closed: the DUL thread runs until it is stopped; pace it as pynetdicom does.
             time.sleep(CLOSED_POLL)
             return False
+        if self._read_end > self._read_start:
+            return True  # read ahead, not handled yet
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True  # decrypted data select() does not see
         dul = self.assoc.dul
@@ -138,7 +146,10 @@ class EventDrivenSocket(AssociationSocket):
         return sock in readable
 
     def recv(self, nr_bytes: int) -> bytearray:
-        """`nr_bytes` from the socket (blocking), or fewer if the connection is broken."""
+        """`nr_bytes` from the socket (blocking), or fewer if the connection is broken. Small
+        reads are served from a buffer filled with whatever the socket holds, up to
+        `READ_AHEAD` bytes: a PDU's header and a 16 KB PDU cost one system call (and one
+        handover of the GIL) for several PDUs, instead of two or more for each."""
         sock = self.socket
         if sock is None:  # closed meanwhile: read as a broken connection (Evt17)
             return bytearray()
@@ -147,9 +158,22 @@ class EventDrivenSocket(AssociationSocket):
         received = 0
         with view:
             while received < nr_bytes:
-                count = sock.recv_into(view[received:], nr_bytes - received)
-                if not count:
-                    break
+                wanted = nr_bytes - received
+                start, end = self._read_start, self._read_end
+                if end > start:  # read ahead
+                    count = min(wanted, end - start)
+                    view[received : received + count] = self._read_view[start : start + count]
+                    self._read_start = start + count
+                elif wanted >= READ_AHEAD:  # large: straight into the result
+                    count = sock.recv_into(view[received:], wanted)
+                    if not count:
+                        break
+                else:
+                    filled = sock.recv_into(self._read_view, READ_AHEAD)
+                    if not filled:
+                        break
+                    self._read_start, self._read_end = 0, filled
+                    continue
                 received += count
         if received < nr_bytes:
             del buffer[received:]
@@ -235,6 +259,7 @@ def make_event_driven(assoc: Association) -> bool:
 
     sock.__class__ = EventDrivenSocket
     cast(EventDrivenSocket, sock)._wakeup = wakeup
+    cast(EventDrivenSocket, sock)._read_view = memoryview(bytearray(READ_AHEAD))
     return True
 
 
