@@ -148,8 +148,9 @@ class EventDrivenSocket(AssociationSocket):
     def recv(self, nr_bytes: int) -> bytearray:
         """`nr_bytes` from the socket (blocking), or fewer if the connection is broken. Small
         reads are served from a buffer filled with whatever the socket holds, up to
-        `READ_AHEAD` bytes: a PDU's header and a 16 KB PDU cost one system call (and one
-        handover of the GIL) for several PDUs, instead of two or more for each."""
+        `READ_AHEAD` bytes: a PDU's header comes with the start of its body, and small PDUs
+        (a command, a response, 16 KB of data) several at a time, one system call (and one
+        handover of the GIL) for all."""
         sock = self.socket
         if sock is None:  # closed meanwhile: read as a broken connection (Evt17)
             return bytearray()
