@@ -58,6 +58,14 @@ TIMEOUT = 120.0
 _config.STORE_SEND_CHUNKED_DATASET = True
 
 
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """What a sender measured itself, its start-up left out."""
+
+    seconds: float
+    client_cpu_seconds: float
+
+
 class BenchError(Exception):
     """A failure that ends the run: a C-STORE not answered Success, an instance missing."""
 
@@ -123,17 +131,29 @@ def pynetdicom_association(port: int, paths: list[Path], ready: Any = None) -> N
             assoc.abort()
 
 
-def _pynetdicom_process(port: int, paths: list[Path], ready: Any, errors: Any) -> None:
-    """One sending process: its association, then its part."""
+def _pynetdicom_process(
+    port: int, paths: list[Path], ready: Any, errors: Any, cpu_seconds: Any
+) -> None:
+    """One sending process: its association, then its part; puts the CPU time it spent
+    after the barrier (its start-up left out) on `cpu_seconds`."""
     _config.STORE_SEND_CHUNKED_DATASET = True  # a new interpreter: set again
+    start = [0.0]
+
+    class Barrier:  # the shared barrier, noting the CPU time when it is passed
+        def wait(self, timeout: float) -> None:
+            ready.wait(timeout)
+            start[0] = time.process_time()
+
     try:
-        pynetdicom_association(port, paths, ready)
+        pynetdicom_association(port, paths, Barrier())
     except BaseException as exc:
         ready.abort()  # do not keep the others waiting
         errors.put(f"{type(exc).__name__}: {exc}")
+    else:
+        cpu_seconds.put(time.process_time() - start[0])
 
 
-def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> float | None:
+def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> Timed | None:
     """One association from this process; or one per part, each from a process of its own
     (as from four modalities: four threads of one Python process would share its GIL, and
     measure the client more than the server). The time counts from when all four
@@ -145,8 +165,9 @@ def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> flo
     spawn = multiprocessing.get_context("spawn")
     ready = spawn.Barrier(len(corpus.parts) + 1)
     errors = spawn.Queue()
+    cpu_seconds = spawn.Queue()
     processes = [
-        spawn.Process(target=_pynetdicom_process, args=(port, paths, ready, errors))
+        spawn.Process(target=_pynetdicom_process, args=(port, paths, ready, errors, cpu_seconds))
         for paths in corpus.parts
     ]
     for process in processes:
@@ -167,7 +188,7 @@ def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> flo
         raise BenchError(f"pynetdicom: {errors.get()}")
     if any(process.exitcode != 0 for process in processes):
         raise BenchError("pynetdicom: a sending process failed")
-    return elapsed
+    return Timed(elapsed, sum(cpu_seconds.get(timeout=TIMEOUT) for _ in processes))
 
 
 def send_storescu(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
@@ -205,8 +226,8 @@ def send_rest(server: ServerProcess, corpus: Corpus, parallel: int) -> None:
     upload_all(server.url, corpus.files, parallel)  # raises for any answer but Success
 
 
-# A sender returns None, or the seconds it measured itself (leaving out its start-up).
-METHODS: dict[str, Callable[[ServerProcess, Corpus, int], float | None]] = {
+# A sender returns None (`run` times it), or what it measured itself.
+METHODS: dict[str, Callable[[ServerProcess, Corpus, int], Timed | None]] = {
     "pynetdicom": send_pynetdicom,
     "storescu": send_storescu,
     "POST /instances": send_rest,
@@ -244,8 +265,10 @@ def run(
             client_cpu = -client_cpu_seconds()
             start = time.perf_counter()
             measured = METHODS[method](server, corpus, parallel)
-            elapsed = time.perf_counter() - start if measured is None else measured
+            elapsed = time.perf_counter() - start
             client_cpu += client_cpu_seconds()
+            if measured is not None:
+                elapsed, client_cpu = measured.seconds, measured.client_cpu_seconds
         stored = httpx.get(server.url + "/statistics", timeout=60).json()["CountInstances"]
     if stored != corpus.count:
         raise BenchError(f"{method} x{parallel}: {stored} instances stored, not {corpus.count}")
