@@ -441,12 +441,22 @@ def test_find_move_get_with_dcmqrscp(client: ScuClient, api_factory: Any, tmp_pa
         )
         assert "(0 completed, 0 failed, 0 warnings)" in str(caught.value)
 
-        # A called AE title the archive does not know.
-        with pytest.raises(PharosError) as caught:
-            client.echo(target("WRONG", qr.port))
-        assert caught.value.code is ErrorCode.NETWORK_PROTOCOL
-        message = str(caught.value)
-        assert message.startswith(f'Association rejected with AET "WRONG" (127.0.0.1:{qr.port})')
+        # A called AE title the archive does not know. dcmqrscp closes the connection right
+        # after its A-ASSOCIATE-RJ; on a loaded machine pynetdicom's polling reader sometimes
+        # sees the closed connection before the PDU (seen twice in full-suite runs, never
+        # alone) and reports an abort: up to three tries for the rejection.
+        messages = []
+        for _attempt in range(3):
+            with pytest.raises(PharosError) as caught:
+                client.echo(target("WRONG", qr.port))
+            assert caught.value.code is ErrorCode.NETWORK_PROTOCOL
+            messages.append(str(caught.value))
+            if messages[-1].startswith("Association rejected"):
+                break
+        message = messages[-1]
+        assert message.startswith(f'Association rejected with AET "WRONG" (127.0.0.1:{qr.port})'), (
+            messages
+        )
         assert "Called AE title not recognised" in message
 
 
