@@ -12,8 +12,9 @@ changes one association in place:
 - the DUL thread blocks in `select` on its socket *and* a wake-up socket pair, which the
   other threads poke when they queue something for it (a primitive to send, an event, a stop);
 - the association thread waits on an `Event` set when a DIMSE message, a release request or
-  an abort arrives, instead of finding its queue empty a thousand times a second, and its
-  loop no longer sleeps 1 ms before each turn (`_acceptor_loop`);
+  an abort arrives, instead of finding its queue empty a thousand times a second (its loop
+  still sleeps 1 ms once per request: that is pynetdicom's code; skipping it, with a copy of
+  that loop, made no measurable difference);
 - PDUs are read with `recv_into`, through a read-ahead buffer (`EventDrivenSocket.recv`).
 Both still wake every `IDLE_WAIT` seconds to check their timers (ARTIM, network timeout), so
 a missed poke could cost latency, never correctness.
@@ -35,7 +36,6 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.transport import AssociationSocket
@@ -44,7 +44,6 @@ from pharos.dimse.pdu_reader import drop_unheard_logging, read_data_directly
 from pharos.dimse.store_response import send_store_responses_directly
 
 log = logging.getLogger(__name__)
-_ASSOCIATION_LOG = logging.getLogger("pynetdicom.association")  # its messages, as its own
 
 # How long a thread with nothing to do sleeps before checking its timers again.
 IDLE_WAIT = 0.05
@@ -259,70 +258,11 @@ def make_event_driven(assoc: Association) -> bool:
             return None, None
 
     setattr(dimse, "get_msg", get_msg_waiting)  # noqa: B010
-    if hasattr(assoc, "_run_reactor") and hasattr(assoc, "_reactor_checkpoint"):
-        setattr(assoc, "_run_reactor", _acceptor_loop(assoc))  # noqa: B010
 
     sock.__class__ = EventDrivenSocket
     cast(EventDrivenSocket, sock)._wakeup = wakeup
     cast(EventDrivenSocket, sock)._read_view = memoryview(bytearray(READ_AHEAD))
     return True
-
-
-def _acceptor_loop(assoc: Any) -> Callable[[], None]:
-    """pynetdicom's `Association._run_reactor` (3.0) for an acceptor, less the 1 ms sleep that
-    begins each of its turns: a C-STORE over one association waited for it after every
-    response (a fifth of the time per instance). Its `get_msg` waits for activity instead."""
-
-    def run_reactor() -> None:
-        assoc._is_paused = False
-        while not assoc._kill:
-            # Paused while the association's own send_*() methods take a message.
-            assoc._is_paused = True
-            assoc._reactor_checkpoint.wait()
-            assoc._is_paused = False
-
-            context_id, msg = assoc.dimse.get_msg(block=False)
-            if msg:
-                assoc._serve_request(msg, context_id)
-
-            if assoc.is_established and assoc.acse.is_release_requested():
-                assoc.acse.send_release(is_response=True)
-                _ASSOCIATION_LOG.info("Association Released")
-                assoc.is_released = True
-                assoc.is_established = False
-                evt.trigger(assoc, evt.EVT_RELEASED, {})
-                assoc.kill()
-                return
-
-            if assoc.acse.is_aborted():
-                message = "Association Aborted"
-                if assoc.acse.is_aborted("a-p-abort"):
-                    message += " (A-P-ABORT)"
-                _ASSOCIATION_LOG.info(message)
-                assoc.dul.receive_pdu(wait=False)  # EVT_ACSE_RECV for its handlers
-                assoc.is_aborted = True
-                assoc.is_established = False
-                evt.trigger(assoc, evt.EVT_ABORTED, {})
-                assoc.kill()
-                return
-
-            if not assoc.dul.is_alive():
-                assoc.kill()
-                return
-
-            if assoc.dul.idle_timer_expired():
-                _ASSOCIATION_LOG.error("Network timeout reached")
-                if assoc.network_timeout_response == "A-RELEASE":
-                    assoc._is_paused = True
-                    assoc._reactor_checkpoint.wait()
-                    assoc.release()
-                    assoc._is_paused = False
-                else:
-                    assoc.abort()
-                assoc.kill()
-                return
-
-    return run_reactor
 
 
 def on_connection_open(event: Event) -> None:
