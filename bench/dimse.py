@@ -18,6 +18,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -104,9 +105,11 @@ class Corpus:
 # --- the senders: each sends the whole corpus to a server, raises BenchError on any failure ---
 
 
-def pynetdicom_association(port: int, paths: list[Path], ready: Any = None) -> None:
-    """Send `paths` over one association, with TCP_NODELAY on this side too; once it is
-    established, wait at `ready` (a barrier) if given."""
+def pynetdicom_association(
+    port: int, paths: list[Path], established: Callable[[], None] | None = None
+) -> None:
+    """Send `paths` over one association, with TCP_NODELAY on this side too; `established`
+    is called once it is."""
     ae = AE(ae_title="BENCHSCU")
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT
@@ -116,8 +119,8 @@ def pynetdicom_association(port: int, paths: list[Path], ready: Any = None) -> N
     if not assoc.is_established:
         raise BenchError(f"pynetdicom: no association with port {port}")
     try:
-        if ready is not None:
-            ready.wait(TIMEOUT)
+        if established is not None:
+            established()
         for path in paths:
             answer = assoc.send_c_store(path)
             code = answer.get("Status") if answer else None
@@ -137,20 +140,20 @@ def _pynetdicom_process(
     """One sending process: its association, then its part; puts the CPU time it spent
     after the barrier (its start-up left out) on `cpu_seconds`."""
     _config.STORE_SEND_CHUNKED_DATASET = True  # a new interpreter: set again
-    start = [0.0]
+    start = 0.0
 
-    class Barrier:  # the shared barrier, noting the CPU time when it is passed
-        def wait(self, timeout: float) -> None:
-            ready.wait(timeout)
-            start[0] = time.process_time()
+    def established() -> None:  # wait for the others, then count
+        nonlocal start
+        ready.wait(TIMEOUT)
+        start = time.process_time()
 
     try:
-        pynetdicom_association(port, paths, Barrier())
+        pynetdicom_association(port, paths, established)
     except BaseException as exc:
         ready.abort()  # do not keep the others waiting
         errors.put(f"{type(exc).__name__}: {exc}")
     else:
-        cpu_seconds.put(time.process_time() - start[0])
+        cpu_seconds.put(time.process_time() - start)
 
 
 def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> Timed | None:
@@ -172,11 +175,9 @@ def send_pynetdicom(server: ServerProcess, corpus: Corpus, parallel: int) -> Tim
     ]
     for process in processes:
         process.start()
-    try:
+    with contextlib.suppress(threading.BrokenBarrierError):  # one failed: its error is below
         ready.wait(TIMEOUT)
-        start = time.perf_counter()
-    except threading.BrokenBarrierError:
-        start = time.perf_counter()  # one failed: its error is below
+    start = time.perf_counter()
     for process in processes:
         process.join(TIMEOUT * 10)
     elapsed = time.perf_counter() - start

@@ -22,12 +22,14 @@ def _element(element: int, vr: bytes, value: bytes) -> bytes:
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
-def _uid(uid: str) -> bytes:
+def uid_value(uid: str) -> bytes:
+    """A UI value, padded to an even length with a NUL (PS3.5 6.2)."""
     value = uid.encode("ascii")
     return value + b"\x00" if len(value) % 2 else value
 
 
-def _text(text: str) -> bytes:
+def text_value(text: str) -> bytes:
+    """An ASCII text value, padded to an even length with a space (PS3.5 6.2)."""
     value = text.encode("ascii")
     return value + b" " if len(value) % 2 else value
 
@@ -44,13 +46,13 @@ def file_meta_header(
     validated when received)."""
     elements = [
         _element(0x0001, b"OB", _VERSION),
-        _element(0x0002, b"UI", _uid(sop_class_uid)),
-        _element(0x0003, b"UI", _uid(sop_instance_uid)),
-        _element(0x0010, b"UI", _uid(transfer_syntax_uid)),
-        _element(0x0012, b"UI", _uid(implementation_class_uid)),
+        _element(0x0002, b"UI", uid_value(sop_class_uid)),
+        _element(0x0003, b"UI", uid_value(sop_instance_uid)),
+        _element(0x0010, b"UI", uid_value(transfer_syntax_uid)),
+        _element(0x0012, b"UI", uid_value(implementation_class_uid)),
     ]
     if implementation_version_name:
-        elements.append(_element(0x0013, b"SH", _text(implementation_version_name)))
+        elements.append(_element(0x0013, b"SH", text_value(implementation_version_name)))
     body = b"".join(elements)
     length = struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body))
     return PREAMBLE + length + body

@@ -23,6 +23,8 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 
+from pharos.dicom.file_meta import text_value, uid_value
+
 log = logging.getLogger(__name__)
 
 C_STORE_RSP = 0x8001  # Command Field
@@ -31,6 +33,7 @@ _LAST_COMMAND_FRAGMENT = b"\x03"  # message control header: command, last fragme
 _PDV_OVERHEAD = 6  # a PDV item's length (4) and context ID (1), and the control header (1)
 _ELEMENT = struct.Struct("<HHL")  # group, element, value length
 _US = struct.Struct("<H")
+_UL = struct.Struct("<L")
 
 
 def _element(element: int, value: bytes) -> bytes:
@@ -40,8 +43,7 @@ def _element(element: int, value: bytes) -> bytes:
 def _uid(element: int, uid: str | None) -> bytes:
     if not uid:
         return b""  # absent: optional in a response
-    value = uid.encode("ascii")
-    return _element(element, value + b"\0" if len(value) % 2 else value)
+    return _element(element, uid_value(uid))
 
 
 def store_response_command(response: C_STORE) -> bytes | None:
@@ -62,16 +64,11 @@ def store_response_command(response: C_STORE) -> bytes | None:
             _element(0x0120, _US.pack(response.MessageIDBeingRespondedTo)),
             _element(0x0800, _US.pack(NO_DATA_SET)),
             _element(0x0900, _US.pack(response.Status)),
-            _element(0x0902, _padded_text(comment)) if comment else b"",
+            _element(0x0902, text_value(comment)) if comment else b"",
             _uid(0x1000, response.AffectedSOPInstanceUID),
         )
     )
-    return _element(0x0000, struct.pack("<L", len(body))) + body
-
-
-def _padded_text(text: str) -> bytes:
-    value = text.encode("ascii")
-    return value + b" " if len(value) % 2 else value
+    return _element(0x0000, _UL.pack(len(body))) + body
 
 
 def send_store_responses_directly(assoc: Association) -> bool:
