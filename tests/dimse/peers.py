@@ -92,7 +92,8 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 class StoreScp:
     """dcmtk's storescp on a free port, accepting every transfer syntax, writing what it
-    receives in `folder`."""
+    receives in `folder`. A file appears there before it is whole; storescp notes each name in
+    `done` once the file is saved, so `complete` and `received` never read a file mid-write."""
 
     def __init__(self, folder: Path, aet: str = "STORESCP", accept: Sequence[str] = ("+xa",)):
         self.folder = folder
@@ -100,12 +101,16 @@ class StoreScp:
         self.accept = tuple(accept)  # storescp's options choosing the transfer syntaxes
         self.port = free_port()
         self.log = folder.parent / f"{folder.name}-storescp.log"
+        self.done = folder.parent / f"{folder.name}-saved.txt"
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> StoreScp:
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.done.touch()
         with open(self.log, "wb") as log:
             command = ["storescp", "-v", "-aet", self.aet, *self.accept, "-od", str(self.folder)]
+            # Run by /bin/sh once each file is saved, before the response (-xs); #f: its name.
+            command += ["-xs", "-xcr", f"echo '#f' >> '{self.done}'"]
             self._process = subprocess.Popen(
                 [*command, str(self.port)],
                 stdout=log,
@@ -128,8 +133,13 @@ class StoreScp:
         """Its `DicomModalities` entry."""
         return [self.aet, "127.0.0.1", self.port]
 
+    def complete(self) -> list[Path]:
+        """The files saved whole so far (and not deleted since), by name."""
+        names = set(self.done.read_text().split())
+        return [self.folder / name for name in sorted(names) if (self.folder / name).exists()]
+
     def received(self) -> list[Dataset]:
-        return [pydicom.dcmread(path) for path in sorted(self.folder.iterdir()) if path.is_file()]
+        return [pydicom.dcmread(path) for path in self.complete()]
 
 
 class QrScp:

@@ -48,7 +48,7 @@ def test_book_modify_then_route(lua_server: LuaServer, tmp_path: Path) -> None:
             {"route.lua": BOOK_MODIFY_AND_ROUTE}, DicomModalities={"sample": pacs.modality()}
         )
         api.post("/instances", content=make_dicom(MilitaryRank="Major")).raise_for_status()
-        wait_for(lambda: len(list(pacs.folder.iterdir())) == 1, timeout=60)
+        wait_for(lambda: len(pacs.complete()) == 1, timeout=60)
         wait_for(lambda: api.get("/instances").json() == [], timeout=60)
     (sent,) = pacs.received()
     assert sent.StationName == "My Medical Device"
@@ -128,7 +128,7 @@ def test_book_modification_through_the_rest_api(lua_server: LuaServer, tmp_path:
             {"rest.lua": BOOK_REST_MODIFICATION}, DicomModalities={"sample": pacs.modality()}
         )
         api.post("/instances", content=make_dicom(MilitaryRank="Major")).raise_for_status()
-        wait_for(lambda: len(list(pacs.folder.iterdir())) == 1, timeout=60)
+        wait_for(lambda: len(pacs.complete()) == 1, timeout=60)
         wait_for(lambda: api.get("/instances").json() == [], timeout=60)
     (sent,) = pacs.received()
     assert sent.StationName == "My Medical Device"

@@ -72,7 +72,7 @@ def test_autorouting_ct_to_storescp(lua_server: LuaServer, tmp_path: Path) -> No
         )
         for data in ct_and_mr():
             assert api.post("/instances", content=data).status_code == 200
-        wait_for(lambda: len(list(pacs.folder.iterdir())) == 2, timeout=60)
+        wait_for(lambda: len(pacs.complete()) == 2, timeout=60)
         wait_for(lambda: len(api.get("/instances").json()) == 1, timeout=60)
     assert sorted(ds.Modality for ds in pacs.received()) == ["CT", "CT"]
     (left,) = api.get("/instances", params={"expand": ""}).json()
@@ -105,7 +105,7 @@ def test_modify_send_and_delete_the_copy(lua_server: LuaServer, tmp_path: Path) 
     with StoreScp(tmp_path / "received") as pacs:
         api = lua_server({"modify.lua": MODIFY_AND_SEND}, DicomModalities={"pacs": pacs.modality()})
         original = api.post("/instances", content=make_dicom()).json()["ID"]
-        wait_for(lambda: len(list(pacs.folder.iterdir())) == 1, timeout=60)
+        wait_for(lambda: len(pacs.complete()) == 1, timeout=60)
         # The modified copy was stored (origin Lua), sent, then deleted; the original stays.
         wait_for(lambda: api.get("/instances").json() == [original], timeout=60)
     (sent,) = pacs.received()
