@@ -41,6 +41,7 @@ from pynetdicom.events import Event
 from pynetdicom.transport import AssociationSocket
 
 from pharos.dimse.pdu_reader import drop_unheard_logging, read_data_directly
+from pharos.dimse.store_request import assemble_store_requests
 from pharos.dimse.store_response import send_store_responses_directly
 
 log = logging.getLogger(__name__)
@@ -267,10 +268,11 @@ def make_event_driven(assoc: Association) -> bool:
 
 def on_connection_open(event: Event) -> None:
     """EVT_CONN_OPEN handler of the server: its associations wait for events, and their data
-    PDUs take the short way to DIMSE (`pdu_reader.py`), and their C-STORE responses are
-    encoded by hand (`store_response.py`)."""
+    PDUs take the short way to DIMSE (`pdu_reader.py`), and their C-STORE requests and
+    responses are decoded and encoded by hand (`store_request.py`, `store_response.py`)."""
     assoc = event.assoc
     make_event_driven(assoc)
     drop_unheard_logging(assoc)
     read_data_directly(assoc)
+    assemble_store_requests(assoc)
     send_store_responses_directly(assoc)
