@@ -5,6 +5,7 @@ PDUs, C-STORE responses encoded by hand)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,8 +40,10 @@ class Scp:
 def loopback_scp(
     network_timeout: float | None = None,
     answer: Callable[[Event], int | Dataset] = lambda _event: 0x0000,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Iterator[Scp]:
-    """The server; `answer` gives the status of each C-STORE (stored first)."""
+    """The server (over TLS with `ssl_context`); `answer` gives the status of each C-STORE
+    (stored first)."""
     ae = AE("REACTOR")
     ae.add_supported_context(VERIFICATION)
     ae.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
@@ -68,6 +71,7 @@ def loopback_scp(
     server = ae.start_server(
         ("127.0.0.1", 0),
         block=False,
+        ssl_context=ssl_context,
         evt_handlers=[
             (evt.EVT_CONN_OPEN, set_no_delay),
             (evt.EVT_CONN_OPEN, opened),
@@ -87,12 +91,15 @@ def loopback_scp(
             assoc.join(timeout=WAIT)
 
 
-def associate(scp: Scp) -> Association:
+def associate(scp: Scp, ssl_context: ssl.SSLContext | None = None) -> Association:
     ae = AE("TESTSCU")
     ae.add_requested_context(VERIFICATION)
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = WAIT
-    assoc = ae.associate("127.0.0.1", scp.port, evt_handlers=[(evt.EVT_CONN_OPEN, set_no_delay)])
+    tls = None if ssl_context is None else (ssl_context, "localhost")
+    assoc = ae.associate(
+        "127.0.0.1", scp.port, tls_args=tls, evt_handlers=[(evt.EVT_CONN_OPEN, set_no_delay)]
+    )
     assert assoc.is_established
     return assoc
 

@@ -4,18 +4,29 @@ pynetdicom's encoding, pynetdicom's way for what it does not write, and what pee
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import queue
+import ssl
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.events import Event
+from pynetdicom.pdu import P_DATA_TF
+from pynetdicom.pdu_primitives import P_DATA
 
-from pharos.dimse.store_response import send_store_responses_directly, store_response_command
-from tests.dimse.loopback import WAIT, Scp, associate, instance, loopback_scp
+from pharos.dimse.store_response import (
+    p_data_tf,
+    send_store_responses_directly,
+    store_response_command,
+)
+from tests.dimse.certificates import Certificates, make_certificates, requires_openssl
+from tests.dimse.loopback import WAIT, Scp, associate, instance, loopback_scp, server_side
 
 
 def _response(**fields: Any) -> C_STORE:
@@ -67,26 +78,51 @@ def test_what_it_does_not_write_is_left_to_pynetdicom() -> None:
     assert store_response_command(unanswered) is None
 
 
-class _Fake:
-    """An association whose DIMSE provider records what is sent, and how."""
+class _Socket:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
 
-    def __init__(self, maximum_pdu_size: int = 16384, handlers: list[Any] | None = None):
+    def send(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+
+class _Fake:
+    """An association whose DIMSE provider records what is sent, and how: through the DUL
+    (`sent_pdus`), to its socket (`socket.sent`), or pynetdicom's way (`long_way`)."""
+
+    def __init__(
+        self,
+        maximum_pdu_size: int = 16384,
+        handlers: list[Any] | None = None,
+        pdu_handlers: list[Any] | None = None,
+    ):
         self.sent_pdus: list[Any] = []
         self.long_way: list[Any] = []
-        dul = SimpleNamespace(send_pdu=self.sent_pdus.append)
+        self.socket = _Socket()
+        dul = SimpleNamespace(
+            send_pdu=self.sent_pdus.append,
+            state_machine=SimpleNamespace(current_state="Sta6"),
+            to_provider_queue=queue.Queue(),
+            event_queue=queue.Queue(),
+            socket=self.socket,
+        )
+        self.dul = dul
         self.dimse = SimpleNamespace(
             maximum_pdu_size=maximum_pdu_size,
             dul=dul,
             send_msg=lambda primitive, _cx: self.long_way.append(primitive),
         )
         self._handlers = handlers or []
+        self._pdu_handlers = pdu_handlers or []
 
-    def get_handlers(self, _event: Any) -> list[Any]:
+    def get_handlers(self, event: Any) -> list[Any]:
+        if event in (evt.EVT_PDU_SENT, evt.EVT_DATA_SENT):
+            return self._pdu_handlers
         return self._handlers
 
 
-def _sent(fake: _Fake, primitive: Any) -> _Fake:
-    assert send_store_responses_directly(fake) is True  # type: ignore[arg-type]
+def _sent(fake: _Fake, primitive: Any, to_socket: bool = False) -> _Fake:
+    assert send_store_responses_directly(fake, to_socket) is True  # type: ignore[arg-type]
     fake.dimse.send_msg(primitive, 5)
     return fake
 
@@ -126,6 +162,50 @@ def test_other_messages_are_left_alone() -> None:
     assert fake.long_way == [request, echo]
 
 
+def test_p_data_tf_as_pynetdicom_encodes() -> None:
+    for value in (b"\x03", b"\x02" + bytes(range(256)) * 3):
+        pdata = P_DATA()
+        pdata._presentation_data_value_list = [(7, value)]
+        assert p_data_tf(7, value) == P_DATA_TF(pdata).encode()
+
+
+def test_a_response_goes_straight_to_the_socket() -> None:
+    response = _response(AffectedSOPInstanceUID="1.2.3", Status=0)
+    fake = _sent(_Fake(), response, to_socket=True)
+    assert fake.sent_pdus == [] and fake.long_way == []
+    assert fake.socket.sent == [p_data_tf(5, b"\x03" + _pynetdicom_encoding(response))]
+
+
+def _queued(fake: _Fake, queue_name: str) -> _Fake:
+    getattr(fake.dul, queue_name).put("something sent before")
+    return fake
+
+
+def _in_state(fake: _Fake, state: str) -> _Fake:
+    fake.dul.state_machine.current_state = state
+    return fake
+
+
+@pytest.mark.parametrize(
+    "fake",
+    [
+        _queued(_Fake(), "to_provider_queue"),  # it would overtake what waits
+        _queued(_Fake(), "event_queue"),
+        _in_state(_Fake(), "Sta13"),  # not established (any more)
+        _Fake(pdu_handlers=[(print, None)]),  # someone listens to the PDUs or data sent
+    ],
+)
+def test_otherwise_the_dul_sends(fake: _Fake) -> None:
+    _sent(fake, _response(AffectedSOPInstanceUID="1.2.3", Status=0), to_socket=True)
+    assert fake.socket.sent == []
+    assert len(fake.sent_pdus) == 1
+
+
+def test_without_to_socket_the_dul_sends() -> None:
+    fake = _sent(_Fake(), _response(AffectedSOPInstanceUID="1.2.3", Status=0))
+    assert fake.socket.sent == [] and len(fake.sent_pdus) == 1
+
+
 def test_unexpected_internals_are_left_alone() -> None:
     odd = SimpleNamespace(dimse=SimpleNamespace())
     assert send_store_responses_directly(odd) is False  # type: ignore[arg-type]
@@ -155,6 +235,58 @@ def test_peer_reads_success(scp: Scp) -> None:
         assoc.release()
     assert [answer.Status for answer in answers] == [0x0000] * 3
     assert scp.ended.wait(WAIT)
+
+
+def _dul_sends(served: Association) -> list[str]:
+    """Watch the PDUs the served association's DUL thread sends (their class names)."""
+    seen: list[str] = []
+    send: Callable[[Any], None] = served.dul._send
+
+    def watched(pdu: Any) -> None:
+        seen.append(type(pdu).__name__)
+        send(pdu)
+
+    setattr(served.dul, "_send", watched)  # noqa: B010
+    return seen
+
+
+def test_responses_leave_from_the_association_thread(scp: Scp) -> None:
+    assoc = associate(scp)
+    sent_by_dul = _dul_sends(server_side(scp))
+    try:
+        answers = [assoc.send_c_store(instance(i)) for i in range(3)]
+        echo = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    assert scp.ended.wait(WAIT)
+    assert [answer.Status for answer in [*answers, echo]] == [0x0000] * 4
+    # The echo's response (pynetdicom's way) and the release's: none of the C-STORE's.
+    assert sent_by_dul == ["P_DATA_TF", "A_RELEASE_RP"]
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@requires_openssl
+def test_over_tls_the_dul_thread_sends(certificates: Certificates) -> None:
+    """An SSL connection is not to be written by one thread while another reads it."""
+    server_side_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side_tls.load_cert_chain(certificates.server.certificate, certificates.server.key)
+    client_side_tls = ssl.create_default_context(cafile=certificates.authority)
+    client_side_tls.check_hostname = False
+    for tls_scp in loopback_scp(ssl_context=server_side_tls):
+        assoc = associate(tls_scp, client_side_tls)
+        sent_by_dul = _dul_sends(server_side(tls_scp))
+        try:
+            answers = [assoc.send_c_store(instance(i)) for i in range(2)]
+        finally:
+            assoc.release()
+        assert tls_scp.ended.wait(WAIT)
+        assert [answer.Status for answer in answers] == [0x0000] * 2
+        assert sent_by_dul == ["P_DATA_TF", "P_DATA_TF", "A_RELEASE_RP"]
+        assert len(tls_scp.received) == 2
 
 
 def test_peer_reads_failure_and_comment(failing_scp: Scp) -> None:

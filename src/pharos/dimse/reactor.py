@@ -111,11 +111,13 @@ class _Wakeup:
 
 
 class EventDrivenSocket(AssociationSocket):
-    """An `AssociationSocket` whose `ready` waits (up to `IDLE_WAIT`) instead of polling, and
-    whose `recv` reads a whole PDU at once. Installed by changing the class of pynetdicom's
-    socket object, so everything else it holds stays as pynetdicom set it."""
+    """An `AssociationSocket` whose `ready` waits (up to `IDLE_WAIT`) instead of polling, whose
+    `recv` reads through a read-ahead buffer, and whose `send` is one thread's at a time.
+    Installed by changing the class of pynetdicom's socket object, so everything else it
+    holds stays as pynetdicom set it."""
 
     _wakeup: _Wakeup
+    _send_lock: threading.Lock
     # The read-ahead buffer and its unread part.
     _read_view: memoryview
     _read_start = 0
@@ -146,6 +148,12 @@ class EventDrivenSocket(AssociationSocket):
         if self._wakeup.reader in readable:
             self._wakeup.drain()
         return sock in readable
+
+    def send(self, bytestream: bytes) -> None:
+        """pynetdicom's, one thread at a time: the association thread sends C-STORE
+        responses itself (`store_response.py`), the DUL thread everything else."""
+        with self._send_lock:
+            super().send(bytestream)
 
     def recv(self, nr_bytes: int) -> bytearray:
         """`nr_bytes` from the socket (blocking), or fewer if the connection is broken. Small
@@ -262,6 +270,7 @@ def make_event_driven(assoc: Association) -> bool:
 
     sock.__class__ = EventDrivenSocket
     cast(EventDrivenSocket, sock)._wakeup = wakeup
+    cast(EventDrivenSocket, sock)._send_lock = threading.Lock()
     cast(EventDrivenSocket, sock)._read_view = memoryview(bytearray(READ_AHEAD))
     return True
 
@@ -269,10 +278,13 @@ def make_event_driven(assoc: Association) -> bool:
 def on_connection_open(event: Event) -> None:
     """EVT_CONN_OPEN handler of the server: its associations wait for events, and their data
     PDUs take the short way to DIMSE (`pdu_reader.py`), and their C-STORE requests and
-    responses are decoded and encoded by hand (`store_request.py`, `store_response.py`)."""
+    responses are decoded and encoded by hand (`store_request.py`, `store_response.py`), the
+    responses sent from the association thread unless the connection is TLS."""
     assoc = event.assoc
-    make_event_driven(assoc)
+    exclusive_sends = make_event_driven(assoc)
     drop_unheard_logging(assoc)
     read_data_directly(assoc)
     assemble_store_requests(assoc)
-    send_store_responses_directly(assoc)
+    sock = assoc.dul.socket
+    tls = sock is not None and isinstance(sock.socket, ssl.SSLSocket)
+    send_store_responses_directly(assoc, to_socket=exclusive_sends and not tls)

@@ -8,7 +8,14 @@ of fixed types, always in Implicit VR Little Endian (PS3.7 6.3.1); it is written
 `send_store_responses_directly(assoc)` makes one association's DIMSE provider encode its
 C-STORE responses this way. A response it cannot write the same way (an Offending Element, a
 non-ASCII comment, a command longer than a PDU, handlers bound to the DIMSE events) goes
-pynetdicom's way. Either way the P-DATA goes through the DUL and its state machine.
+pynetdicom's way.
+
+With `to_socket`, the response's P-DATA-TF PDU is also sent from the association thread
+itself, when nothing waits in the DUL's queues and nobody listens to the PDU events: a
+handover to the DUL thread fewer per instance (which, woken, then waits for the GIL), and a
+turn of its state machine that does nothing but send (Sta6 + Evt9, DT-1, back to Sta6). The
+caller must make the socket's sends exclusive (`reactor.EventDrivenSocket.send`) and not ask
+for it over TLS, whose connection is not to be written and read by two threads at once.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ _PDV_OVERHEAD = 6  # a PDV item's length (4) and context ID (1), and the control
 _ELEMENT = struct.Struct("<HHL")  # group, element, value length
 _US = struct.Struct("<H")
 _UL = struct.Struct("<L")
+_PDU_HEADER = struct.Struct(">BxL")  # PDU type, reserved, length
+_ITEM_HEADER = struct.Struct(">LB")  # item length, presentation context ID
+_P_DATA_TF = 0x04
 
 
 def _element(element: int, value: bytes) -> bytes:
@@ -71,19 +81,49 @@ def store_response_command(response: C_STORE) -> bytes | None:
     return _element(0x0000, _UL.pack(len(body))) + body
 
 
-def send_store_responses_directly(assoc: Association) -> bool:
-    """Make `assoc` encode its C-STORE responses by hand; whether it was done (False:
-    pynetdicom's internals are not those expected)."""
+def p_data_tf(context_id: int, value: bytes) -> bytes:
+    """A P-DATA-TF PDU of one presentation data value (PS3.8 9.3.5), `value` starting with
+    its message control header."""
+    item = _ITEM_HEADER.pack(len(value) + 1, context_id) + value
+    return _PDU_HEADER.pack(_P_DATA_TF, len(item)) + item
+
+
+def send_store_responses_directly(assoc: Association, to_socket: bool = False) -> bool:
+    """Make `assoc` encode its C-STORE responses by hand, and with `to_socket` send them
+    itself when it can (see above); whether it was done (False: pynetdicom's internals are
+    not those expected)."""
     dimse = assoc.dimse
     if not hasattr(dimse, "send_msg") or not hasattr(P_DATA(), "_presentation_data_value_list"):
         log.debug("pynetdicom internals not as expected: C-STORE responses left to it")
         return False
-    setattr(dimse, "send_msg", _sender(assoc, dimse.send_msg))  # noqa: B010 - this one only
+    dul = getattr(dimse, "dul", None)
+    if to_socket and not all(
+        hasattr(dul, name)
+        for name in ("state_machine", "to_provider_queue", "event_queue", "socket")
+    ):
+        log.debug("pynetdicom internals not as expected: C-STORE responses sent by the DUL")
+        to_socket = False
+    setattr(dimse, "send_msg", _sender(assoc, dimse.send_msg, to_socket))  # noqa: B010
     return True
 
 
-def _sender(assoc: Association, send_msg: Callable[[Any, int], None]) -> Callable[[Any, int], None]:
+def _sender(
+    assoc: Association, send_msg: Callable[[Any, int], None], to_socket: bool
+) -> Callable[[Any, int], None]:
     dimse: Any = assoc.dimse
+    dul: Any = dimse.dul
+
+    def socket_free() -> bool:
+        """Whether this thread may send a P-DATA-TF itself: the association is established
+        and nothing sent before waits in the DUL (it would go after), nobody listens."""
+        return (
+            dul.state_machine.current_state == "Sta6"
+            and dul.to_provider_queue.empty()
+            and dul.event_queue.empty()
+            and dul.socket is not None
+            and not assoc.get_handlers(evt.EVT_PDU_SENT)
+            and not assoc.get_handlers(evt.EVT_DATA_SENT)
+        )
 
     def send(primitive: Any, context_id: int) -> None:
         if (
@@ -94,11 +134,14 @@ def _sender(assoc: Association, send_msg: Callable[[Any, int], None]) -> Callabl
             command = store_response_command(primitive)
             limit = dimse.maximum_pdu_size
             if command is not None and (not limit or len(command) + _PDV_OVERHEAD <= limit):
+                if to_socket and socket_free():
+                    dul.socket.send(p_data_tf(context_id, _LAST_COMMAND_FRAGMENT + command))
+                    return
                 pdata = P_DATA()
                 pdata._presentation_data_value_list = [
                     (context_id, _LAST_COMMAND_FRAGMENT + command)
                 ]
-                dimse.dul.send_pdu(pdata)
+                dul.send_pdu(pdata)
                 return
         send_msg(primitive, context_id)
 
