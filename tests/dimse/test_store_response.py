@@ -20,11 +20,8 @@ from pynetdicom.events import Event
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 
-from pharos.dimse.store_response import (
-    p_data_tf,
-    send_store_responses_directly,
-    store_response_command,
-)
+from pharos.dimse.pdu_reader import p_data_tf
+from pharos.dimse.store_response import send_store_responses_directly, store_response_command
 from tests.dimse.certificates import Certificates, make_certificates, requires_openssl
 from tests.dimse.loopback import WAIT, Scp, associate, instance, loopback_scp, server_side
 

@@ -39,6 +39,7 @@ _P_DATA_TF = 0x04  # the PDU type
 _KNOWN_PDU_TYPES = frozenset(range(0x01, 0x08))
 _HEADER = struct.Struct(">BxL")  # PDU type, reserved, length
 _ITEM_LENGTH = struct.Struct(">L")
+_ITEM_HEADER = struct.Struct(">LB")  # item length, presentation context ID
 
 
 def split_items(body: memoryview) -> list[tuple[int, memoryview]] | None:
@@ -57,6 +58,13 @@ def split_items(body: memoryview) -> list[tuple[int, memoryview]] | None:
             return None
         items.append((body[start], body[start + 1 : offset]))
     return items or None
+
+
+def p_data_tf(context_id: int, value: bytes) -> bytes:
+    """A P-DATA-TF PDU of one presentation data value (PS3.8 9.3.5), `value` starting with
+    its message control header: what `split_items` reads."""
+    item = _ITEM_HEADER.pack(len(value) + 1, context_id) + value
+    return _HEADER.pack(_P_DATA_TF, len(item)) + item
 
 
 _STANDARD_LOGGING = (

@@ -30,10 +30,11 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 
+from pharos.dimse.store_response import NO_DATA_SET
+
 log = logging.getLogger(__name__)
 
 C_STORE_RQ = 0x0001  # Command Field
-NO_DATA_SET = 0x0101  # Command Data Set Type
 _ELEMENT = struct.Struct("<HHL")  # group, element, value length
 _US = struct.Struct("<H")
 # The elements of a C-STORE-RQ: the command group length (UL), then by element number.
@@ -76,7 +77,7 @@ def store_request(command: bytes, context_id: int) -> C_STORE | None:
             (numbers[element],) = _US.unpack(values[element])
     if numbers[_COMMAND_FIELD] != C_STORE_RQ or numbers[_DATA_SET_TYPE] == NO_DATA_SET:
         return None
-    if len(values.get(_GROUP_LENGTH, b"1234")) != 4:
+    if _GROUP_LENGTH in values and len(values[_GROUP_LENGTH]) != 4:  # a UL, if present
         return None
     uids = [values[_SOP_CLASS], values[_SOP_INSTANCE]]
     if not all(_PLAIN_UID.fullmatch(uid) for uid in uids):

@@ -31,6 +31,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 
 from pharos.dicom.file_meta import text_value, uid_value
+from pharos.dimse.pdu_reader import p_data_tf
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,6 @@ _PDV_OVERHEAD = 6  # a PDV item's length (4) and context ID (1), and the control
 _ELEMENT = struct.Struct("<HHL")  # group, element, value length
 _US = struct.Struct("<H")
 _UL = struct.Struct("<L")
-_PDU_HEADER = struct.Struct(">BxL")  # PDU type, reserved, length
-_ITEM_HEADER = struct.Struct(">LB")  # item length, presentation context ID
-_P_DATA_TF = 0x04
 
 
 def _element(element: int, value: bytes) -> bytes:
@@ -79,13 +77,6 @@ def store_response_command(response: C_STORE) -> bytes | None:
         )
     )
     return _element(0x0000, _UL.pack(len(body))) + body
-
-
-def p_data_tf(context_id: int, value: bytes) -> bytes:
-    """A P-DATA-TF PDU of one presentation data value (PS3.8 9.3.5), `value` starting with
-    its message control header."""
-    item = _ITEM_HEADER.pack(len(value) + 1, context_id) + value
-    return _PDU_HEADER.pack(_P_DATA_TF, len(item)) + item
 
 
 def send_store_responses_directly(assoc: Association, to_socket: bool = False) -> bool:
