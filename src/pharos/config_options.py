@@ -1317,6 +1317,17 @@ PHAROS_SETTINGS: tuple[Setting, ...] = (
         "by a plugin (hook pharos_storage_areas). An unknown name stops the start-up.",
     ),
     Setting(
+        "KeepStoredFilesInPageCache",
+        False,
+        bool,
+        "Whether a file just written to the FileSystem storage area stays in the operating "
+        "system's page cache. By default Pharos drops its pages once it is fsynced "
+        "(SyncStorageArea): a DICOM store writes far more than it reads back soon, and the "
+        "cache is better kept for the index and the files being read. Set it to true if "
+        "new files are usually read again at once (e.g. forwarded by a routing script) and "
+        "the disk is slow.",
+    ),
+    Setting(
         "DicomWeb",
         None,
         dict,

@@ -536,7 +536,11 @@ def storage_area(config: Config, storage_dir: Path, plugins: PluginManager) -> S
     start-up (ValueError), never falls back to another place for the files."""
     name = config.get_str("StorageBackend")
     if name == BUILTIN_STORAGE:
-        return FileSystemStorage(storage_dir)
+        return FileSystemStorage(
+            storage_dir,
+            fsync=config.get_bool("SyncStorageArea"),
+            drop_from_cache=not config.get_bool("KeepStoredFilesInPageCache"),
+        )
     offered = plugins.storage_areas()
     factory = offered.get(name)
     if factory is None:

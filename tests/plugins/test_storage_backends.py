@@ -5,6 +5,8 @@ backend keeping every file flat in one folder: store, read and delete go through
 from __future__ import annotations
 
 import json
+import mmap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from pharos.plugins import PluginManager, hookimpl
 from pharos.storage.filesystem import FileSystemStorage
 from tests.conftest import Api, ServerProcess
 from tests.dicomgen import make_dicom
+from tests.storage.page_cache import linux_only, resident_pages
 
 # A real alternative layout: every attachment directly in one folder, as <uuid>.bin.
 FLAT = """
@@ -112,6 +115,25 @@ def test_the_built_in_folder_is_the_default(tmp_path: Path) -> None:
     config = load_config([])
     assert config.get_str("StorageBackend") == "FileSystem"
     assert isinstance(storage_area(config, tmp_path, PluginManager()), FileSystemStorage)
+
+
+@linux_only
+@pytest.mark.parametrize(
+    ("options", "cached"),
+    [
+        ({}, False),  # fsynced, then dropped from the page cache
+        ({"KeepStoredFilesInPageCache": True}, True),
+        ({"SyncStorageArea": False}, True),  # not fsynced: its pages are still dirty
+    ],
+)
+def test_the_built_in_folder_follows_its_options(
+    tmp_path: Path, options: dict[str, bool], cached: bool
+) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(options))
+    storage = storage_area(load_config([tmp_path / "config.json"]), tmp_path, PluginManager())
+    assert isinstance(storage, FileSystemStorage)
+    storage.create(name := str(uuid.uuid4()), bytes(64 * 1024))
+    assert resident_pages(storage.path(name)) == (64 * 1024 // mmap.PAGESIZE if cached else 0)
 
 
 def test_a_plugin_backend_is_chosen_by_name(tmp_path: Path) -> None:

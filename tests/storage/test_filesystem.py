@@ -1,3 +1,4 @@
+import mmap
 import os
 import time
 import uuid
@@ -8,6 +9,7 @@ import pytest
 from pharos.model.errors import ErrorCode, PharosError
 from pharos.storage.compression import compress, uncompress
 from pharos.storage.filesystem import FileSystemStorage
+from tests.storage.page_cache import linux_only, resident_pages
 
 
 def test_create_read_remove_with_orthanc_layout(tmp_path: Path) -> None:
@@ -85,3 +87,27 @@ def test_a_first_level_folder_removed_by_hand_is_made_again(tmp_path: Path) -> N
     (tmp_path / "ab").rmdir()
     storage.create(name, b"x")
     assert (tmp_path / "ab" / name[2:4] / name).read_bytes() == b"x"
+
+
+@linux_only
+def test_written_files_leave_the_page_cache_once_fsynced(tmp_path: Path) -> None:
+    data = os.urandom(256 * 1024)
+    storage = FileSystemStorage(tmp_path)
+    name = str(uuid.uuid4())
+    storage.create(name, data)
+    assert resident_pages(storage.path(name)) == 0
+    assert storage.read(name) == data  # read back from the disk, whole
+
+
+@linux_only
+def test_written_files_stay_cached_when_asked_or_without_fsync(tmp_path: Path) -> None:
+    data = os.urandom(256 * 1024)
+    pages = len(data) // mmap.PAGESIZE
+    for storage in (
+        FileSystemStorage(tmp_path / "kept", drop_from_cache=False),
+        FileSystemStorage(tmp_path / "unsynced", fsync=False),  # dirty pages are not dropped
+    ):
+        name = str(uuid.uuid4())
+        storage.create(name, data)
+        assert resident_pages(storage.path(name)) == pages
+        assert storage.read(name) == data

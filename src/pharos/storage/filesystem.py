@@ -2,6 +2,13 @@
 
 Writes go to a temporary name, are fsynced, renamed, and the directory is fsynced: when
 `create` returns, the file survives a crash or a power loss.
+
+Once fsynced, a new file's pages are dropped from the page cache (unless `drop_from_cache` is
+false). A DICOM store writes far more than it reads back soon, and written files would push
+the index and the files being read out of the cache. On virtual machines that hand freed
+memory back to the host (virtio-balloon free page reporting, as here), every new page-cache
+page also costs a fault in the host: dropping the pages at once lets the next file reuse
+them, and halved the CPU time of a 0.5 MB file write here.
 """
 
 from __future__ import annotations
@@ -18,10 +25,14 @@ _TMP_SUFFIX = ".tmp"
 
 
 class FileSystemStorage:
-    def __init__(self, root: str | os.PathLike[str], fsync: bool = True):
+    def __init__(
+        self, root: str | os.PathLike[str], fsync: bool = True, drop_from_cache: bool = True
+    ):
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
+        # Only clean pages can be dropped: without fsync they are still being written back.
+        self._drop = fsync and drop_from_cache and hasattr(os, "posix_fadvise")
         self._known_dirs: set[Path] = set()
         self._create_first_level()
 
@@ -55,6 +66,8 @@ class FileSystemStorage:
                     view = view[written:]
                 if self._fsync:
                     os.fsync(fd)
+                if self._drop:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
             os.replace(tmp, target)
