@@ -10,6 +10,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
 from pynetdicom import AE
 from pynetdicom.association import Association
 
@@ -156,3 +157,21 @@ def test_a_closed_socket_reads_nothing() -> None:
     sock = object.__new__(EventDrivenSocket)
     sock.socket = None
     assert sock.recv(6) == b""
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK: Linux")
+def test_each_answer_leaves_delayed_acks_off(scp: Scp) -> None:
+    """Having answered, the server's socket would delay its ACKs (Linux's "pingpong" mode,
+    which TCP_QUICKACK reads as 0): a peer with Nagle's algorithm on would then wait for
+    them. After each answer it is out of that mode."""
+    assoc = associate(scp)
+    try:
+        served = server_side(scp).dul.socket
+        assert served is not None and served.socket is not None
+        for i in range(3):
+            assert assoc.send_c_store(instance(i)).get("Status") == 0x0000
+            assert served.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+        assert assoc.send_c_echo().get("Status") == 0x0000  # sent by the DUL thread
+        assert served.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+    finally:
+        assoc.release()

@@ -52,6 +52,8 @@ IDLE_WAIT = 0.05
 CLOSED_POLL = 0.001
 # The most read from the socket at once for small reads (per association).
 READ_AHEAD = 64 * 1024
+# Linux only.
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 _DUL_ATTRIBUTES = (
     "_run_loop_delay",
@@ -154,6 +156,7 @@ class EventDrivenSocket(AssociationSocket):
         responses itself (`store_response.py`), the DUL thread everything else."""
         with self._send_lock:
             super().send(bytestream)
+            _ack_at_once(self.socket)
 
     def recv(self, nr_bytes: int) -> bytearray:
         """`nr_bytes` from the socket (blocking), or fewer if the connection is broken. Small
@@ -193,6 +196,17 @@ class EventDrivenSocket(AssociationSocket):
     def close(self) -> None:
         super().close()
         self._wakeup.close()
+
+
+def _ack_at_once(sock: socket.socket | None) -> None:
+    """Acknowledge the peer's next data at once. Having just answered, the socket expects
+    to answer again soon and delays its ACKs (Linux's "pingpong" mode, up to 40 ms). A peer
+    that leaves Nagle's algorithm on, as dcmtk's tools do, then holds the small tail of its
+    next request until that ACK comes: 70-90 instead of 150-190 C-STOREs/s from one
+    `storescu` here. TCP_QUICKACK leaves that mode until the socket answers again."""
+    if sock is not None and _QUICKACK is not None:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
 
 def make_event_driven(assoc: Association) -> bool:
