@@ -111,3 +111,16 @@ def test_written_files_stay_cached_when_asked_or_without_fsync(tmp_path: Path) -
         storage.create(name, data)
         assert resident_pages(storage.path(name)) == pages
         assert storage.read(name) == data
+
+
+def test_a_refused_cache_advice_does_not_fail_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse, raising=False)
+    storage = FileSystemStorage(tmp_path)
+    name = str(uuid.uuid4())
+    storage.create(name, b"kept")
+    assert storage.read(name) == b"kept"

@@ -67,7 +67,8 @@ class FileSystemStorage:
                 if self._fsync:
                     os.fsync(fd)
                 if self._drop:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    with contextlib.suppress(OSError):  # only advice: never fails a write
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
             os.replace(tmp, target)
