@@ -8,13 +8,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from pynetdicom import AE
 from pynetdicom.association import Association
 
-from pharos.dimse.reactor import READ_AHEAD, EventDrivenSocket, make_event_driven
+from pharos.dimse.reactor import READ_AHEAD, UPFRONT, EventDrivenSocket, make_event_driven
 from tests.dicomgen import to_bytes
 from tests.dimse.loopback import (
     WAIT,
@@ -175,3 +176,25 @@ def test_each_answer_leaves_delayed_acks_off(scp: Scp) -> None:
         assert served.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
     finally:
         assoc.release()
+
+
+def test_a_read_larger_than_allocated_up_front_grows_with_the_data() -> None:
+    data = bytes(range(256)) * (3 * UPFRONT // 256 + 7)  # three times and a bit
+    sock = _reading_socket(data)
+    assert sock.recv(6) == data[:6]
+    assert sock.recv(len(data) - 6) == data[6:]
+    sock.socket.close()
+
+
+def test_a_declared_length_allocates_only_what_arrives() -> None:
+    """A peer's PDU header declaring 2 GB, followed by 100 bytes and a close: the read gives
+    the 100 bytes, having allocated about `UPFRONT`, not 2 GB."""
+    sock = _reading_socket(b"x" * 100)
+    tracemalloc.start()
+    try:
+        assert sock.recv(2**31) == b"x" * 100
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * UPFRONT
+    sock.socket.close()

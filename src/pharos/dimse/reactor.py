@@ -52,6 +52,9 @@ IDLE_WAIT = 0.05
 CLOSED_POLL = 0.001
 # The most read from the socket at once for small reads (per association).
 READ_AHEAD = 64 * 1024
+# The most allocated for a read before its bytes arrive (PDUs are up to MaximumPduLength,
+# 128 KB at most, or an association request with its presentation contexts).
+UPFRONT = 1 << 20
 # Linux only.
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
@@ -163,35 +166,41 @@ class EventDrivenSocket(AssociationSocket):
         reads are served from a buffer filled with whatever the socket holds, up to
         `READ_AHEAD` bytes: a PDU's header comes with the start of its body, and small PDUs
         (a command, a response, 16 KB of data) several at a time, one system call (and one
-        handover of the GIL) for all."""
-        sock = self.socket
-        if sock is None:  # closed meanwhile: read as a broken connection (Evt17)
+        handover of the GIL) for all. Beyond `UPFRONT` bytes, the buffer grows as the bytes
+        arrive: a PDU header declaring 4 GB costs nothing until they come."""
+        if self.socket is None:  # closed meanwhile: read as a broken connection (Evt17)
             return bytearray()
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
+        buffer = bytearray(min(nr_bytes, UPFRONT))
         received = 0
-        with view:
-            while received < nr_bytes:
-                wanted = nr_bytes - received
-                start, end = self._read_start, self._read_end
-                if end > start:  # read ahead
-                    count = min(wanted, end - start)
-                    view[received : received + count] = self._read_view[start : start + count]
-                    self._read_start = start + count
-                elif wanted >= READ_AHEAD:  # large: straight into the result
-                    count = sock.recv_into(view[received:], wanted)
-                    if not count:
-                        break
-                else:
-                    filled = sock.recv_into(self._read_view, READ_AHEAD)
-                    if not filled:
-                        break
-                    self._read_start, self._read_end = 0, filled
-                    continue
-                received += count
-        if received < nr_bytes:
+        while received < nr_bytes:
+            if received == len(buffer):  # doubles, up to nr_bytes
+                buffer.extend(bytes(min(received, nr_bytes - received)))
+            count = self._recv_into(buffer, received)
+            if not count:
+                break
+            received += count
+        if received < len(buffer):
             del buffer[received:]
         return buffer
+
+    def _recv_into(self, buffer: bytearray, offset: int) -> int:
+        """Bytes into `buffer` from `offset` on, from the read-ahead buffer (refilled when
+        empty) or, for large reads, straight from the socket; how many (0: closed)."""
+        sock = cast(socket.socket, self.socket)
+        wanted = len(buffer) - offset
+        with memoryview(buffer) as view:
+            if self._read_end == self._read_start:
+                if wanted >= READ_AHEAD:  # large: straight into the result
+                    return sock.recv_into(view[offset:], wanted)
+                filled = sock.recv_into(self._read_view, READ_AHEAD)
+                if not filled:
+                    return 0
+                self._read_start, self._read_end = 0, filled
+            start = self._read_start
+            count = min(wanted, self._read_end - start)
+            view[offset : offset + count] = self._read_view[start : start + count]
+            self._read_start = start + count
+            return count
 
     def close(self) -> None:
         super().close()
