@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -169,11 +170,21 @@ def test_each_answer_leaves_delayed_acks_off(scp: Scp) -> None:
     try:
         served = server_side(scp).dul.socket
         assert served is not None and served.socket is not None
+        sock = served.socket
+
+        def quick_ack() -> bool:  # set just after the answer is sent: the client may be first
+            deadline = time.monotonic() + WAIT
+            while sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) != 1:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.001)
+            return True
+
         for i in range(3):
             assert assoc.send_c_store(instance(i)).get("Status") == 0x0000
-            assert served.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+            assert quick_ack()
         assert assoc.send_c_echo().get("Status") == 0x0000  # sent by the DUL thread
-        assert served.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+        assert quick_ack()
     finally:
         assoc.release()
 

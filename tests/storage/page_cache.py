@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,20 @@ def resident_pages(path: Path) -> int:
 
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="mincore and fadvise: Linux")
+
+
+def drops_written_pages(folder: Path) -> bool:
+    """Whether fsync and POSIX_FADV_DONTNEED free a file's cached pages in `folder`: not on
+    tmpfs (a /tmp of some systems), whose pages are the file itself."""
+    probe = folder / f"probe-{uuid.uuid4()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, bytes(mmap.PAGESIZE))
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    try:
+        return resident_pages(probe) == 0
+    finally:
+        probe.unlink()
