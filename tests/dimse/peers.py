@@ -90,10 +90,15 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
+# How long storescp may take to note a file it has saved and answered.
+SAVED_WAIT = 30.0
+
+
 class StoreScp:
     """dcmtk's storescp on a free port, accepting every transfer syntax, writing what it
     receives in `folder`. A file appears there before it is whole; storescp notes each name in
-    `done` once the file is saved, so `complete` and `received` never read a file mid-write."""
+    `done` once the file is saved, so `complete` and `received` never read a file mid-write.
+    It notes it just after sending the C-STORE response: `complete` waits for that."""
 
     def __init__(self, folder: Path, aet: str = "STORESCP", accept: Sequence[str] = ("+xa",)):
         self.folder = folder
@@ -109,7 +114,8 @@ class StoreScp:
         self.done.touch()
         with open(self.log, "wb") as log:
             command = ["storescp", "-v", "-aet", self.aet, *self.accept, "-od", str(self.folder)]
-            # Run by /bin/sh once each file is saved, before the response (-xs); #f: its name.
+            # Run by /bin/sh once each file is saved and answered, one at a time (-xs); #f: its
+            # name.
             command += ["-xs", "-xcr", f"echo '#f' >> '{self.done}'"]
             self._process = subprocess.Popen(
                 [*command, str(self.port)],
@@ -134,9 +140,16 @@ class StoreScp:
         return [self.aet, "127.0.0.1", self.port]
 
     def complete(self) -> list[Path]:
-        """The files saved whole so far (and not deleted since), by name."""
-        names = set(self.done.read_text().split())
-        return [self.folder / name for name in sorted(names) if (self.folder / name).exists()]
+        """The files saved whole so far (and not deleted since), by name. A file in the
+        folder but not noted yet may have been answered already: wait (up to `SAVED_WAIT`)
+        until every file there is noted."""
+        deadline = time.monotonic() + SAVED_WAIT
+        while True:
+            names = set(self.done.read_text().split())
+            present = {path.name for path in self.folder.iterdir()}
+            if present <= names or time.monotonic() > deadline:
+                return [self.folder / name for name in sorted(names & present)]
+            time.sleep(0.01)
 
     def received(self) -> list[Dataset]:
         return [pydicom.dcmread(path) for path in self.complete()]
