@@ -125,13 +125,12 @@ def _sender(
             command = store_response_command(primitive)
             limit = dimse.maximum_pdu_size
             if command is not None and (not limit or len(command) + _PDV_OVERHEAD <= limit):
+                value = _LAST_COMMAND_FRAGMENT + command
                 if to_socket and socket_free():
-                    dul.socket.send(p_data_tf(context_id, _LAST_COMMAND_FRAGMENT + command))
+                    dul.socket.send(p_data_tf(context_id, value))
                     return
                 pdata = P_DATA()
-                pdata._presentation_data_value_list = [
-                    (context_id, _LAST_COMMAND_FRAGMENT + command)
-                ]
+                pdata._presentation_data_value_list = [(context_id, value)]
                 dul.send_pdu(pdata)
                 return
         send_msg(primitive, context_id)
