@@ -10,6 +10,12 @@ The server's CPU time per instance is the measure to compare on a shared machine
 wall-clock rates vary with the load. Every C-STORE must answer Success and the server must
 count every instance afterwards, else the run stops with an error. Each setting runs
 `--repeat` times; the table shows the medians.
+
+Runs keep their files until the benchmark ends. Do not start it just after deleting many files
+(a previous benchmark's clean-up) on ext4 without a journal, as this machine's disk is: there,
+each new file or folder skips, one lookup at a time, the inodes freed in the last minutes (up to
+six), and the server's file writes took twice their kernel time (four pynetdicom associations:
+170-186 instances/s instead of 232-248).
 Run from the repository root:
 
     .venv/bin/python bench/dimse.py --count 1000 --backend both --repeat 3
