@@ -20,6 +20,7 @@ from pynetdicom.association import Association as PynAssociation
 from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext
 
+from pharos.dimse.awaited_answers import keep_answers_for_the_sender
 from pharos.dimse.handlers import set_no_delay
 from pharos.dimse.tls import DicomTls, failure_reason
 from pharos.model.errors import ErrorCode, PharosError
@@ -148,6 +149,7 @@ def open_association(
             ErrorCode.NETWORK_PROTOCOL, f"Cannot associate with {describe(target)}: {exc}"
         ) from None
     if assoc.is_established:
+        keep_answers_for_the_sender(assoc)
         return assoc
     if tls_args is not None:
         failure = notes.tls_failure(assoc)
