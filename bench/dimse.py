@@ -15,7 +15,7 @@ Runs keep their files until the benchmark ends. Do not start it just after delet
 (a previous benchmark's clean-up) on ext4 without a journal, as this machine's disk is: there,
 each new file or folder skips, one lookup at a time, the inodes freed in the last minutes (up to
 six), and the server's file writes took twice their kernel time (four pynetdicom associations:
-170-186 instances/s instead of 232-248).
+156-198 instances/s instead of 227-248).
 Run from the repository root:
 
     .venv/bin/python bench/dimse.py --count 1000 --backend both --repeat 3
